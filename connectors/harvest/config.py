@@ -1,0 +1,24 @@
+"""Configuration of a Harvest API v2 source."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+
+
+class HarvestConfig(BaseModel):
+    """A Harvest account, read through API v2 with a personal access token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["harvest"]
+    account_id: str = Field(pattern=r"^\d+$", description="Harvest-Account-Id")
+    access_token: SecretStr
+    base_url: HttpUrl = HttpUrl("https://api.harvestapp.com")
+    user_agent: str = Field(
+        default="hourbridge (https://github.com/hourbridge/hourbridge)", min_length=3
+    )
+    per_page: int = Field(default=2000, ge=1, le=2000)
+    timeout_seconds: float = Field(default=30, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)

@@ -1,0 +1,171 @@
+"""The YAML configuration, validated with pydantic.
+
+Every error names the file, the key path and what is wrong, in one line. A config that fails
+validation stops hourbridge before anything is pulled or pushed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from connectors.harvest.config import HarvestConfig
+from connectors.xero.config import XeroConfig
+from core.errors import ConfigError
+from core.secrets import SecretRefError, substitute
+from mapping.rules import MappingRules
+
+SourceConfig = Annotated[HarvestConfig, Field(discriminator="type")]
+TargetConfig = Annotated[XeroConfig, Field(discriminator="type")]
+
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(_Section):
+    url: str = Field(
+        default="sqlite:///hourbridge.db",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the config file",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", value):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return value
+
+
+class OrganisationConfig(_Section):
+    timezone: str = Field(description="IANA name; billing periods are months in this zone")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ProfileConfig(_Section):
+    source: str = Field(description="name of an entry under sources")
+    target: str = Field(description="name of an entry under targets")
+    reference_prefix: str = Field(default="hb", pattern=r"^[A-Za-z0-9]{1,8}$")
+    mapping: MappingRules = Field(default_factory=MappingRules)
+
+
+class HourbridgeConfig(_Section):
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    organisation: OrganisationConfig
+    sources: dict[Annotated[str, Field(pattern=_NAME)], SourceConfig]
+    targets: dict[Annotated[str, Field(pattern=_NAME)], TargetConfig]
+    profiles: dict[Annotated[str, Field(pattern=_NAME)], ProfileConfig]
+
+    @model_validator(mode="after")
+    def _references(self) -> HourbridgeConfig:
+        for name, profile in self.profiles.items():
+            if profile.source not in self.sources:
+                raise _KeyedError(f"profiles.{name}.source", f"no source named {profile.source!r}")
+            if profile.target not in self.targets:
+                raise _KeyedError(f"profiles.{name}.target", f"no target named {profile.target!r}")
+        return self
+
+    def profile(self, name: str | None) -> tuple[str, ProfileConfig]:
+        if name is None:
+            if len(self.profiles) != 1:
+                names = ", ".join(sorted(self.profiles))
+                raise ConfigError(f"several profiles ({names}); choose one with --profile")
+            name = next(iter(self.profiles))
+        if name not in self.profiles:
+            raise ConfigError(
+                f"no profile named {name!r}; known: {', '.join(sorted(self.profiles))}"
+            )
+        return name, self.profiles[name]
+
+
+class _KeyedError(ValueError):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    config: HourbridgeConfig
+    secrets: frozenset[str] = field(repr=False)
+
+    @property
+    def database_url(self) -> str:
+        url = self.config.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str((self.path.parent / rest).resolve())
+        return url
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("harvest", "xero") and parts and parts[-1] in ("sources", "targets"):
+            continue  # the discriminator tag pydantic inserts; users never wrote it
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts).replace(".[", "[")
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, substitute and validate a config file. Raises ConfigError with one line."""
+    file = Path(path)
+    env = os.environ if environ is None else environ
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{file}: {where}: {problem}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys")
+    secrets: set[str] = set()
+    try:
+        resolved: dict[str, Any] = substitute(raw, env, secrets)
+    except SecretRefError as exc:
+        raise ConfigError(f"{file}: {exc.path}: {exc}") from exc
+    try:
+        config = HourbridgeConfig.model_validate(resolved)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        ctx_error = (first.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _KeyedError):
+            raise ConfigError(f"{file}: {ctx_error}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{file}: {_loc(tuple(first['loc']))}: {msg}{more}") from None
+    return LoadedConfig(path=file, config=config, secrets=frozenset(secrets))

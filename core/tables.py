@@ -1,0 +1,134 @@
+"""The database schema. It changes only through the Alembic migrations in core/migrations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.dbtypes import DecimalText, UTCDateTime
+
+
+class LedgerState(StrEnum):
+    PLANNED = "planned"  # assigned to an invoice key, not yet sent
+    PUSHED = "pushed"  # sent in a write whose answer we have not seen
+    CONFIRMED = "confirmed"  # the target confirmed the invoice holds this entry
+
+
+class InvoiceStatus(StrEnum):
+    PLANNED = "planned"  # not yet in the target
+    DRAFT = "draft"  # in the target as DRAFT; may still be updated
+    LOCKED = "locked"  # no longer DRAFT in the target; never touched again
+    FAILED = "failed"  # the target rejected it; see error
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # some invoices failed
+    FAILED = "failed"
+
+
+class SourceEntryRow(SQLModel, table=True):
+    """The latest version seen of each tracker entry."""
+
+    __tablename__ = "source_entries"
+
+    source: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)
+    spent_date: date = Field(index=True)
+    quantity: Decimal = Field(sa_type=DecimalText)
+    unit_price: Decimal | None = Field(default=None, sa_type=DecimalText)
+    currency: str = Field(max_length=3)
+    client_id: str = Field(max_length=64, index=True)
+    client_name: str = Field(max_length=255)
+    project_id: str = Field(max_length=64)
+    project_name: str = Field(max_length=255)
+    task_id: str = Field(max_length=64)
+    task_name: str = Field(max_length=255)
+    user_id: str = Field(max_length=64)
+    user_name: str = Field(max_length=255)
+    notes: str = Field(default="", sa_type=Text)
+    billable: bool
+    approved: bool
+    billed_in_source: bool
+    running: bool
+    deleted: bool = False
+    content_hash: str = Field(max_length=64)
+    source_updated_at: datetime = Field(sa_type=UTCDateTime)
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SyncCursor(SQLModel, table=True):
+    """How far a source has been pulled. Committed with the entries it covers."""
+
+    __tablename__ = "sync_cursors"
+
+    source: str = Field(primary_key=True, max_length=64)
+    covered_from: date
+    updated_since: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class InvoiceRow(SQLModel, table=True):
+    """One invoice we plan or have pushed, keyed by a deterministic key (sent as Reference)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("profile", "contact", "currency", "period", "seq", name="uq_invoice_slot"),
+    )
+
+    key: str = Field(primary_key=True, max_length=64)
+    profile: str = Field(max_length=32, index=True)
+    target: str = Field(max_length=64)
+    contact: str = Field(max_length=300, description="the mapping's contact reference")
+    contact_id: str | None = Field(default=None, max_length=64)
+    contact_name: str = Field(default="", max_length=255)
+    currency: str = Field(max_length=3)
+    period: str = Field(max_length=7, index=True)
+    seq: int = 1
+    remote_id: str | None = Field(default=None, max_length=64)
+    number: str | None = Field(default=None, max_length=64)
+    status: str = Field(default=InvoiceStatus.PLANNED.value, max_length=16)
+    remote_status: str | None = Field(default=None, max_length=16)
+    subtotal: Decimal = Field(sa_type=DecimalText)
+    total_tax: Decimal | None = Field(default=None, sa_type=DecimalText)
+    total: Decimal | None = Field(default=None, sa_type=DecimalText)
+    content_hash: str = Field(max_length=64)
+    line_count: int = 0
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LedgerRow(SQLModel, table=True):
+    """Entry → invoice. The primary key on the entry alone means an entry is billed once."""
+
+    __tablename__ = "ledger"
+
+    source: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    invoice_key: str = Field(foreign_key="invoices.key", index=True, max_length=64)
+    state: str = Field(max_length=16)
+    entry_hash: str = Field(max_length=64, description="content hash of the entry as billed")
+    quantity: Decimal = Field(sa_type=DecimalText)
+    unit_price: Decimal = Field(sa_type=DecimalText)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SyncRunRow(SQLModel, table=True):
+    __tablename__ = "sync_runs"
+
+    id: str = Field(primary_key=True, max_length=32)
+    profile: str = Field(max_length=32, index=True)
+    period: str = Field(max_length=7)
+    dry_run: bool = False
+    status: str = Field(max_length=16)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    report: str = Field(default="{}", sa_type=Text, description="the run report as JSON")

@@ -1,0 +1,112 @@
+"""Resolve canonical entries to accounting targets and prices.
+
+The resolver is pure: it reads rules and an entry and returns either a ``MappedEntry`` or an
+``Unmapped`` naming everything that is missing. Nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from core.model import SourceEntry
+from mapping.rules import ClientRule, MappingRules, TaskRule
+
+
+class ContactKind(StrEnum):
+    ID = "contact_id"
+    NUMBER = "contact_number"
+    NAME = "contact_name"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ContactRef:
+    """How the mapping names an accounting contact; the target resolves it to its own id."""
+
+    kind: ContactKind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}={self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class MappedEntry:
+    entry: SourceEntry
+    contact: ContactRef
+    currency: str
+    tax_type: str | None
+    item_code: str | None
+    account_code: str | None
+    description: str
+    unit_price: Decimal
+    rate_rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unmapped:
+    entry: SourceEntry
+    missing: tuple[str, ...]
+
+
+def _contact_of(rule: ClientRule) -> ContactRef:
+    if rule.contact_id is not None:
+        return ContactRef(ContactKind.ID, str(rule.contact_id))
+    if rule.contact_number is not None:
+        return ContactRef(ContactKind.NUMBER, rule.contact_number)
+    assert rule.contact_name is not None  # guaranteed by ClientRule's validator
+    return ContactRef(ContactKind.NAME, rule.contact_name)
+
+
+class Resolver:
+    def __init__(self, rules: MappingRules) -> None:
+        self._rules = rules
+
+    def resolve(self, entry: SourceEntry) -> MappedEntry | Unmapped:
+        missing: list[str] = []
+        client_rule = self._rules.clients.get(entry.client.id)
+        if client_rule is None:
+            missing.append(f"client {entry.client.id} {entry.client.name!r}")
+        task_rule: TaskRule | None = (
+            self._rules.tasks.get(entry.task.id) or self._rules.default_task
+        )
+        if task_rule is None:
+            missing.append(f"task {entry.task.id} {entry.task.name!r}")
+        if (
+            client_rule is not None
+            and client_rule.currency
+            and client_rule.currency != entry.currency
+        ):
+            missing.append(
+                f"client {entry.client.id} is billed in {client_rule.currency} "
+                f"but the tracker records {entry.currency}"
+            )
+        price, rule_name = self._rate(entry, client_rule)
+        if price is None:
+            missing.append(f"rate for project {entry.project.id} {entry.project.name!r}")
+        if missing or client_rule is None or task_rule is None or price is None:
+            return Unmapped(entry, tuple(missing))
+        return MappedEntry(
+            entry=entry,
+            contact=_contact_of(client_rule),
+            currency=client_rule.currency or entry.currency,
+            tax_type=client_rule.tax_type or self._rules.default_tax_type,
+            item_code=task_rule.item_code,
+            account_code=task_rule.account_code,
+            description=task_rule.description or entry.task.name,
+            unit_price=price,
+            rate_rule=rule_name,
+        )
+
+    def _rate(
+        self, entry: SourceEntry, client_rule: ClientRule | None
+    ) -> tuple[Decimal | None, str]:
+        project_rule = self._rules.projects.get(entry.project.id)
+        if project_rule is not None and project_rule.rate is not None:
+            return project_rule.rate, f"project {entry.project.id}"
+        if client_rule is not None and client_rule.rate is not None:
+            return client_rule.rate, f"client {entry.client.id}"
+        if entry.unit_price is not None:
+            return entry.unit_price, "tracker"
+        return None, "none"

@@ -1,0 +1,143 @@
+"""One HTTP policy for every connector.
+
+A table maps each status to an action (retry, wait for the rate limit, stop on auth, fail);
+tenacity does the retrying, honouring Retry-After, with sleep injectable so tests never wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+import tenacity
+
+from core.errors import AuthError, TerminalError, TransientError
+
+
+class Action(StrEnum):
+    OK = "ok"
+    RETRY = "retry"  # transient: 5xx, timeouts, resets
+    RATE_LIMIT = "rate_limit"  # wait for Retry-After, then retry
+    AUTH = "auth"  # credentials refused: stop, a person must act
+    FAIL = "fail"  # the request itself is wrong: stop
+
+
+STATUS_ACTIONS: Mapping[int, Action] = {
+    401: Action.AUTH,
+    403: Action.AUTH,
+    408: Action.RETRY,
+    429: Action.RATE_LIMIT,
+    500: Action.RETRY,
+    502: Action.RETRY,
+    503: Action.RETRY,
+    504: Action.RETRY,
+}
+
+
+def classify(status: int) -> Action:
+    if status < 400:
+        return Action.OK
+    if status in STATUS_ACTIONS:
+        return STATUS_ACTIONS[status]
+    return Action.RETRY if status >= 500 else Action.FAIL
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Parse Retry-After: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = now or datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def raise_for(service: str, status: int, retry_after: str | None, detail: str) -> None:
+    """Turn a non-2xx answer into the error its action calls for."""
+    action = classify(status)
+    if action is Action.OK:
+        return
+    if action is Action.AUTH:
+        raise AuthError(f"{service}: HTTP {status}: credentials refused: {detail}")
+    if action in (Action.RETRY, Action.RATE_LIMIT):
+        raise TransientError(
+            f"{service}: HTTP {status}: {detail}", retry_after_seconds(retry_after)
+        )
+    raise TerminalError(f"{service}: HTTP {status}: {detail}")
+
+
+class _WaitRetryAfter(tenacity.wait.wait_base):
+    """Wait what the server asked for; otherwise exponential backoff with jitter."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base, cap: float) -> None:
+        self._fallback = fallback
+        self._cap = cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return min(exc.retry_after, self._cap)
+        return float(self._fallback(retry_state))
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_wait: float = 1.0
+    max_wait: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+    on_retry: Callable[[BaseException, float], None] | None = None
+
+    def retrying(self) -> tenacity.Retrying:
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if self.on_retry is not None and state.outcome is not None and state.next_action:
+                exc = state.outcome.exception()
+                if exc is not None:
+                    self.on_retry(exc, state.next_action.sleep)
+
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientError),
+            wait=_WaitRetryAfter(
+                tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait),
+                cap=self.max_wait,
+            ),
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+
+@dataclass
+class CallCounter:
+    """API calls per service, as the run report shows them."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, service: str, n: int = 1) -> None:
+        self.counts[service] += n
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+__all__ = [
+    "Action",
+    "CallCounter",
+    "RetryPolicy",
+    "TerminalError",
+    "classify",
+    "raise_for",
+    "retry_after_seconds",
+]

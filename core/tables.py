@@ -99,7 +99,12 @@ class InvoiceRow(SQLModel, table=True):
     subtotal: Decimal = Field(sa_type=DecimalText)
     total_tax: Decimal | None = Field(default=None, sa_type=DecimalText)
     total: Decimal | None = Field(default=None, sa_type=DecimalText)
-    content_hash: str = Field(max_length=64)
+    content_hash: str | None = Field(
+        default=None, max_length=64, description="content last confirmed by the target"
+    )
+    pushed_hash: str | None = Field(
+        default=None, max_length=64, description="content of a write not yet confirmed"
+    )
     line_count: int = 0
     error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime)
@@ -116,6 +121,11 @@ class LedgerRow(SQLModel, table=True):
     invoice_key: str = Field(foreign_key="invoices.key", index=True, max_length=64)
     state: str = Field(max_length=16)
     entry_hash: str = Field(max_length=64, description="content hash of the entry as billed")
+    confirmed_hash: str | None = Field(
+        default=None,
+        max_length=64,
+        description="invoice content at which the target last confirmed holding this entry",
+    )
     quantity: Decimal = Field(sa_type=DecimalText)
     unit_price: Decimal = Field(sa_type=DecimalText)
     updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,260 @@
+"""The ``hourbridge`` command line (typer + rich).
+
+Exit codes: 0 success, 1 some invoices (or the run) failed, 2 bad config or bad usage.
+The report goes to stdout (a table, or one JSON object with --json); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session, col, select
+
+from core import logging as hblog
+from core.config import LoadedConfig, load_config
+from core.db import open_database
+from core.errors import ConfigError, HourbridgeError
+from core.factory import build_profile
+from core.http import CallCounter
+from core.periods import Period
+from core.report import RunReport
+from core.sync import SyncEngine
+from core.tables import RunStatus, SyncRunRow
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="hourbridge",
+    help="Sync approved, billable tracker hours into DRAFT invoices, idempotently.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="YAML config file.", envvar="HOURBRIDGE_CONFIG")
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", "-p", help="Profile name (needed if several).")
+]
+PeriodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        help="Billing month YYYY-MM in the organisation's timezone [default: last month].",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _load(config: Path) -> LoadedConfig:
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    hblog.configure(loaded.secrets)
+    return loaded
+
+
+def _period(loaded: LoadedConfig, text: str | None) -> Period:
+    if text is None:
+        now = datetime.now(loaded.config.organisation.tz)
+        return Period(now.year, now.month).previous()
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise _fail(f"--period: {exc}") from None
+
+
+def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool) -> RunReport:
+    loaded = _load(config)
+    billing = _period(loaded, period)
+    calls = CallCounter()
+    try:
+        built = build_profile(loaded, profile, calls)
+    except ConfigError as exc:
+        raise _fail(f"{config}: {exc}") from None
+    try:
+        engine = open_database(loaded.database_url)
+    except Exception as exc:  # the driver's own error types vary by back end
+        raise _fail(
+            f"{config}: database.url: cannot open the database: {exc}", EXIT_FAILED
+        ) from None
+    sync = SyncEngine(engine, built, api_calls=calls.as_dict)
+    with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
+        return sync.run(billing, dry_run=dry_run)
+
+
+@app.command()
+def sync(
+    config: ConfigOpt,
+    profile: ProfileOpt = None,
+    period: PeriodOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and report, but write nothing to the target.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull, map and push DRAFT invoices for one billing period. Safe to re-run."""
+    report = _run(config, profile, period, dry_run=dry_run)
+    _emit(report, as_json)
+    raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
+
+
+@app.command()
+def preview(
+    config: ConfigOpt,
+    profile: ProfileOpt = None,
+    period: PeriodOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the invoices a sync would push, with totals, and what is still pending and why."""
+    report = _run(config, profile, period, dry_run=True)
+    _emit(report, as_json)
+    raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
+
+
+def _emit(report: RunReport, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(report.to_json() + "\n")
+        return
+    title = "would push" if report.dry_run else "pushed"
+    table = Table(title=f"Invoices {title}: {report.profile} {report.period}")
+    for column in ("action", "contact", "currency", "number", "lines", "entries"):
+        table.add_column(column)
+    table.add_column("subtotal", justify="right")
+    table.add_column("total", justify="right")
+    for inv in report.invoices:
+        table.add_row(
+            inv.action,
+            inv.contact,
+            inv.currency,
+            inv.number or "",
+            str(inv.lines),
+            str(inv.entries),
+            f"{inv.subtotal:,.2f}",
+            "" if inv.total is None else f"{inv.total:,.2f}",
+        )
+    out.print(table)
+    pending = Table(title="Entries not invoiced, by reason")
+    pending.add_column("reason")
+    pending.add_column("entries", justify="right")
+    for reason, count in report.entries_pending.items():
+        pending.add_row(reason, str(count))
+    out.print(pending)
+    if report.unmapped:
+        missing = Table(title="Missing mappings (entries wait for these)")
+        missing.add_column("missing")
+        missing.add_column("entries", justify="right")
+        missing.add_column("hours", justify="right")
+        for item in report.unmapped:
+            missing.add_row(item.what, str(item.entries), str(item.hours))
+        out.print(missing)
+    out.print(
+        f"run {report.run_id}: {report.status}; created {report.invoices_created}, "
+        f"updated {report.invoices_updated}, unchanged {report.invoices_unchanged}, "
+        f"failed {report.invoices_failed}; entries billed {report.entries_billed}; "
+        f"API calls {json.dumps(report.api_calls)}",
+        highlight=False,
+    )
+    for error in report.errors:
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+
+
+@runs_app.command("list")
+def runs_list(
+    config: ConfigOpt,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many runs, newest first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent sync runs, newest first."""
+    loaded = _load(config)
+    engine = open_database(loaded.database_url)
+    with Session(engine) as session:
+        rows = session.exec(
+            select(SyncRunRow).order_by(col(SyncRunRow.started_at).desc()).limit(limit)
+        ).all()
+    if as_json:
+        data = [
+            {
+                "run_id": r.id,
+                "profile": r.profile,
+                "period": r.period,
+                "dry_run": r.dry_run,
+                "status": r.status,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            }
+            for r in rows
+        ]
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    table = Table(title="Sync runs")
+    for column in ("run id", "profile", "period", "status", "dry run", "started", "finished"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.id,
+            r.profile,
+            r.period,
+            r.status,
+            "yes" if r.dry_run else "",
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{r.finished_at:%H:%M:%S}" if r.finished_at else "",
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id from `hourbridge runs list`.")],
+    config: ConfigOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run's report."""
+    loaded = _load(config)
+    engine = open_database(loaded.database_url)
+    with Session(engine) as session:
+        row = session.get(SyncRunRow, run_id)
+    if row is None:
+        raise _fail(f"no run {run_id!r}; see `hourbridge runs list`")
+    _emit(RunReport.from_json(row.report), as_json)
+
+
+@app.command()
+def sandbox(
+    harvest_port: Annotated[int, typer.Option(help="Port of the fake Harvest.")] = 8765,
+    xero_port: Annotated[int, typer.Option(help="Port of the fake Xero.")] = 8766,
+    xero_per_minute: Annotated[
+        int, typer.Option(help="Fake Xero calls per minute per tenant (Xero: 60).")
+    ] = 60,
+) -> None:
+    """Serve the fake Harvest and fake Xero on 127.0.0.1 in the foreground (Ctrl-C stops)."""
+    from sandbox.server import serve_forever  # noqa: PLC0415  (dev tool; keeps startup light)
+
+    serve_forever(harvest_port=harvest_port, xero_port=xero_port, xero_per_minute=xero_per_minute)
+
+
+def main() -> None:
+    try:
+        app()
+    except HourbridgeError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_FAILED)

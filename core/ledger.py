@@ -1,0 +1,118 @@
+"""Persistence of entries, cursors, invoices and the billing ledger.
+
+The ledger's primary key is the entry itself, so an entry can sit on one invoice only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from sqlmodel import Session, col, select
+
+from core.model import EntryKind, Ref, SourceEntry
+from core.tables import InvoiceRow, LedgerRow, SourceEntryRow, SyncCursor
+
+
+def upsert_entries(
+    session: Session, source: str, entries: Iterable[SourceEntry], now: datetime
+) -> int:
+    """Store the latest version of each entry. Returns how many were new or changed."""
+    existing = {
+        row.source_id: row
+        for row in session.exec(select(SourceEntryRow).where(SourceEntryRow.source == source))
+    }
+    changed = 0
+    for entry in entries:
+        row = existing.get(entry.source_id)
+        if row is None:
+            row = SourceEntryRow.model_validate(
+                {"source": source, "source_id": entry.source_id, "first_seen_at": now}
+                | _fields(entry, now)
+            )
+            existing[entry.source_id] = row
+            session.add(row)
+            changed += 1
+        elif row.content_hash != entry.content_hash or row.source_updated_at != entry.updated_at:
+            for name, value in _fields(entry, now).items():
+                setattr(row, name, value)
+            session.add(row)
+            changed += 1
+    return changed
+
+
+def _fields(entry: SourceEntry, now: datetime) -> dict[str, object]:
+    return {
+        "kind": entry.kind.value,
+        "spent_date": entry.spent_date,
+        "quantity": entry.quantity,
+        "unit_price": entry.unit_price,
+        "currency": entry.currency,
+        "client_id": entry.client.id,
+        "client_name": entry.client.name,
+        "project_id": entry.project.id,
+        "project_name": entry.project.name,
+        "task_id": entry.task.id,
+        "task_name": entry.task.name,
+        "user_id": entry.user.id,
+        "user_name": entry.user.name,
+        "notes": entry.notes,
+        "billable": entry.billable,
+        "approved": entry.approved,
+        "billed_in_source": entry.billed_in_source,
+        "running": entry.running,
+        "deleted": entry.deleted,
+        "content_hash": entry.content_hash,
+        "source_updated_at": entry.updated_at,
+        "last_seen_at": now,
+    }
+
+
+def load_entries(session: Session, source: str, until: date) -> list[SourceEntry]:
+    rows = session.exec(
+        select(SourceEntryRow)
+        .where(SourceEntryRow.source == source, col(SourceEntryRow.spent_date) <= until)
+        .order_by(col(SourceEntryRow.spent_date), col(SourceEntryRow.source_id))
+    )
+    return [
+        SourceEntry(
+            source=row.source,
+            source_id=row.source_id,
+            kind=EntryKind(row.kind),
+            spent_date=row.spent_date,
+            quantity=row.quantity,
+            unit_price=row.unit_price,
+            currency=row.currency,
+            client=Ref(row.client_id, row.client_name),
+            project=Ref(row.project_id, row.project_name),
+            task=Ref(row.task_id, row.task_name),
+            user=Ref(row.user_id, row.user_name),
+            notes=row.notes,
+            billable=row.billable,
+            approved=row.approved,
+            billed_in_source=row.billed_in_source,
+            running=row.running,
+            deleted=row.deleted,
+            updated_at=row.source_updated_at,
+            content_hash=row.content_hash,
+        )
+        for row in rows
+    ]
+
+
+def get_cursor(session: Session, source: str) -> SyncCursor | None:
+    return session.get(SyncCursor, source)
+
+
+def ledger_rows(session: Session, source: str) -> dict[str, LedgerRow]:
+    rows = session.exec(select(LedgerRow).where(LedgerRow.source == source))
+    return {row.source_id: row for row in rows}
+
+
+def invoice_rows(session: Session, profile: str) -> dict[str, InvoiceRow]:
+    rows = session.exec(select(InvoiceRow).where(InvoiceRow.profile == profile))
+    return {row.key: row for row in rows}
+
+
+def rows_for_invoice(session: Session, key: str) -> list[LedgerRow]:
+    return list(session.exec(select(LedgerRow).where(LedgerRow.invoice_key == key)))

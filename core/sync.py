@@ -1,0 +1,525 @@
+"""The sync engine: pull → canonical entries → mapping → invoice plans and ledger → target.
+
+Crash safety comes from the order of commits:
+1. entries and the source cursor are committed together;
+2. before a write, the ledger marks its entries ``pushed`` and the invoice its ``pushed_hash``;
+3. the target's answer marks them ``confirmed``.
+A run that died between 2 and 3 is settled by the next run, which looks the invoices up by
+their Reference key before planning anything: a write that landed is confirmed, one that did
+not is planned again. So a re-run never creates a second invoice, and no entry is billed twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from connectors.base import AccountingTarget, Directory, PullRequest, RemoteInvoice, TrackerSource
+from core import ledger
+from core.errors import HourbridgeError
+from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
+from core.model import SourceEntry
+from core.periods import Period
+from core.report import InvoiceAction, InvoiceSummary, PendingReason, RunReport, UnmappedItem
+from core.tables import (
+    InvoiceRow,
+    InvoiceStatus,
+    LedgerRow,
+    LedgerState,
+    RunStatus,
+    SyncCursor,
+    SyncRunRow,
+)
+from mapping.resolver import ContactKind, ContactRef, MappedEntry, Resolver, Unmapped
+from mapping.rules import MappingRules
+
+log = structlog.get_logger("hourbridge.sync")
+
+Clock = Callable[[], datetime]
+CURSOR_SAFETY = timedelta(minutes=10)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    source: TrackerSource
+    target: AccountingTarget
+    rules: MappingRules
+    reference_prefix: str
+    due_days: int
+
+
+@dataclass
+class _Plan:
+    plans: list[InvoicePlan] = field(default_factory=list)
+    unmapped: dict[str, UnmappedItem] = field(default_factory=dict)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        engine: Engine,
+        profile: Profile,
+        *,
+        clock: Clock = utcnow,
+        api_calls: Callable[[], dict[str, int]] = dict,
+    ) -> None:
+        self._engine = engine
+        self._p = profile
+        self._clock = clock
+        self._api_calls = api_calls
+        self._resolver = Resolver(profile.rules)
+
+    # -- entry point ----------------------------------------------------------------------
+
+    def run(self, period: Period, *, dry_run: bool = False) -> RunReport:
+        report = RunReport(
+            run_id=uuid.uuid4().hex, profile=self._p.name, period=str(period), dry_run=dry_run
+        )
+        bound = log.bind(run_id=report.run_id, profile=self._p.name, period=str(period))
+        started = self._clock()
+        self._save_run(report, started, finished=None)
+        bound.info("sync.start", dry_run=dry_run)
+        try:
+            report.entries_pulled = self._pull(period)
+            directory = self._p.target.load_directory()
+            remote = self._p.target.find_invoices(
+                reference_prefix(self._p.reference_prefix, self._p.name, period)
+            )
+            with Session(self._engine) as session:
+                self._reconcile(session, remote)
+                if dry_run:
+                    session.rollback()
+                else:
+                    session.commit()
+            with Session(self._engine) as session:
+                planned = self._plan(session, period, directory, report)
+            actions = self._decide(planned.plans, remote)
+            report.unmapped = sorted(planned.unmapped.values(), key=lambda u: -u.entries)
+            if dry_run:
+                self._summarise(report, actions)
+            else:
+                self._push(actions, report)
+            report.status = (
+                RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
+            )
+        except HourbridgeError as exc:
+            report.errors.append(str(exc))
+            report.status = RunStatus.FAILED.value
+            bound.error("sync.failed", error=str(exc))
+        finally:
+            report.api_calls = self._api_calls()
+            self._save_run(report, started, finished=self._clock())
+        bound.info(
+            "sync.done",
+            status=report.status,
+            created=report.invoices_created,
+            updated=report.invoices_updated,
+            unchanged=report.invoices_unchanged,
+            failed=report.invoices_failed,
+        )
+        return report
+
+    # -- 1. pull --------------------------------------------------------------------------
+
+    def _pull(self, period: Period) -> int:
+        source = self._p.source
+        with Session(self._engine) as session:
+            cursor = ledger.get_cursor(session, source.name)
+        started = self._clock()
+        if cursor is None or period.start < cursor.covered_from:
+            spent_from = period.start if cursor is None else min(period.start, cursor.covered_from)
+            request = PullRequest(spent_from=spent_from, updated_since=None)
+        else:
+            request = PullRequest(
+                spent_from=cursor.covered_from, updated_since=cursor.updated_since
+            )
+        entries: list[SourceEntry] = list(source.pull(request))
+        newest = max((e.updated_at for e in entries), default=None)
+        with Session(self._engine) as session:
+            ledger.upsert_entries(session, source.name, entries, started)
+            # The cursor moves in the same transaction as the entries it covers. It never passes
+            # the newest change seen, nor "now" less a margin for clock skew, nor goes backward.
+            mark = started - CURSOR_SAFETY
+            if newest is not None:
+                mark = min(mark, newest)
+            row = ledger.get_cursor(session, source.name)
+            if row is None:
+                row = SyncCursor(
+                    source=source.name,
+                    covered_from=request.spent_from,
+                    updated_since=mark,
+                    updated_at=started,
+                )
+            else:
+                row.covered_from = min(row.covered_from, request.spent_from)
+                if newest is not None:
+                    row.updated_since = max(row.updated_since, mark)
+                row.updated_at = started
+            session.add(row)
+            session.commit()
+        return len(entries)
+
+    # -- 2. reconcile with the target's truth ---------------------------------------------
+
+    def _reconcile(self, session: Session, remote: dict[str, RemoteInvoice]) -> None:
+        """Settle writes a previous run left unconfirmed, and notice invoices no longer DRAFT."""
+        for key, row in ledger.invoice_rows(session, self._p.name).items():
+            found = remote.get(key)
+            rows = ledger.rows_for_invoice(session, key)
+            if row.pushed_hash is not None:
+                landed = found is not None and found.content_hash == row.pushed_hash
+                if landed and found is not None:
+                    self._confirm(session, row, found, rows)
+                else:
+                    self._revert(session, row, rows)
+            if found is not None:
+                row.remote_id = found.invoice_id
+                row.number = found.number
+                row.remote_status = found.status
+                if found.status != "DRAFT":
+                    row.status = InvoiceStatus.LOCKED.value
+                    for lrow in ledger.rows_for_invoice(session, key):
+                        if lrow.confirmed_hash is None:
+                            session.delete(lrow)  # never reached the target: bill it anew
+                elif row.status != InvoiceStatus.FAILED.value:
+                    row.status = InvoiceStatus.DRAFT.value
+                session.add(row)
+
+    def _confirm(
+        self, session: Session, row: InvoiceRow, found: RemoteInvoice, rows: list[LedgerRow]
+    ) -> int:
+        """The write with ``row.pushed_hash`` landed. Returns how many entries became billed."""
+        newly = 0
+        now = self._clock()
+        for lrow in rows:
+            if lrow.state == LedgerState.PUSHED.value:
+                newly += lrow.confirmed_hash is None
+                lrow.state = LedgerState.CONFIRMED.value
+                lrow.confirmed_hash = found.content_hash
+                lrow.updated_at = now
+                session.add(lrow)
+            else:
+                session.delete(lrow)  # not in the latest content: released from the invoice
+        row.content_hash = found.content_hash
+        row.pushed_hash = None
+        row.remote_id = found.invoice_id
+        row.number = found.number
+        row.remote_status = found.status
+        row.subtotal = found.subtotal
+        row.total_tax = found.total_tax
+        row.total = found.total
+        row.error = None
+        row.status = (
+            InvoiceStatus.DRAFT.value if found.status == "DRAFT" else InvoiceStatus.LOCKED.value
+        )
+        row.updated_at = now
+        session.add(row)
+        return newly
+
+    def _revert(self, session: Session, row: InvoiceRow, rows: list[LedgerRow]) -> None:
+        """The write did not land: entries go back to what the target last confirmed."""
+        for lrow in rows:
+            if lrow.confirmed_hash is not None:
+                lrow.state = LedgerState.CONFIRMED.value
+                session.add(lrow)
+            else:
+                session.delete(lrow)
+        row.pushed_hash = None
+        session.add(row)
+
+    # -- 3. plan ---------------------------------------------------------------------------
+
+    def _plan(
+        self, session: Session, period: Period, directory: Directory, report: RunReport
+    ) -> _Plan:
+        out = _Plan()
+        source = self._p.source.name
+        invoices = ledger.invoice_rows(session, self._p.name)
+        billed = ledger.ledger_rows(session, source)
+        groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
+        pending = report.entries_pending
+
+        for entry in ledger.load_entries(session, source, period.end):
+            if entry.deleted:
+                continue
+            lrow = billed.get(entry.source_id)
+            current = invoices.get(lrow.invoice_key) if lrow is not None else None
+            if current is not None and (
+                current.status == InvoiceStatus.LOCKED.value or current.period != str(period)
+            ):
+                continue  # billed on an invoice we may not touch, or on another period's
+            reason = _pending_reason(entry, period, on_our_invoice=current is not None)
+            if reason is not None:
+                pending[reason.value] += 1
+                continue
+            mapped = self._resolver.resolve(entry)
+            if isinstance(mapped, MappedEntry):
+                problem = _check_target(mapped, directory)
+                if problem is not None:
+                    mapped = Unmapped(entry, (problem,))
+            if isinstance(mapped, Unmapped):
+                pending[PendingReason.UNMAPPED.value] += 1
+                for what in mapped.missing:
+                    item = out.unmapped.setdefault(what, UnmappedItem(what))
+                    item.entries += 1
+                    item.hours += entry.quantity
+                continue
+            if current is not None:
+                # An entry already on one of our DRAFT invoices stays on it.
+                slot_contact = _parse_contact(current.contact)
+                groups[(slot_contact, current.currency)].append(mapped)
+            else:
+                groups[(mapped.contact, mapped.currency)].append(mapped)
+
+        for (contact, currency), members in sorted(groups.items()):
+            remote_contact = directory.contact(contact)
+            seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
+            slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
+            out.plans.append(
+                build_plan(
+                    prefix=self._p.reference_prefix,
+                    slot=slot,
+                    contact_id=remote_contact.contact_id if remote_contact else "",
+                    contact_name=remote_contact.name if remote_contact else str(contact),
+                    entries=members,
+                    due_days=self._p.due_days,
+                )
+            )
+        return out
+
+    def _decide(
+        self, plans: list[InvoicePlan], remote: dict[str, RemoteInvoice]
+    ) -> list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]]:
+        decided: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]] = []
+        for plan in plans:
+            found = remote.get(plan.key)
+            if found is None:
+                decided.append((plan, InvoiceAction.CREATE, None))
+            elif found.content_hash == plan.content_hash:
+                decided.append((plan, InvoiceAction.UNCHANGED, found))
+            else:
+                decided.append((plan, InvoiceAction.UPDATE, found))
+        return decided
+
+    # -- 4. push ---------------------------------------------------------------------------
+
+    def _push(
+        self,
+        actions: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
+        report: RunReport,
+    ) -> None:
+        writes = [(p, a, r) for p, a, r in actions if a is not InvoiceAction.UNCHANGED]
+        by_key = {p.key: (p, a, r) for p, a, r in actions}
+        now = self._clock()
+        with Session(self._engine) as session:
+            for plan, action, found in actions:
+                self._record(session, plan, action, found, now)
+            session.commit()
+        for plan, action, found in actions:
+            if action is InvoiceAction.UNCHANGED:
+                report.invoices_unchanged += 1
+                report.invoices.append(_summary(plan, action, found))
+        if not writes:
+            return
+        results = self._p.target.push(
+            [(plan, found.invoice_id if found else None) for plan, _a, found in writes]
+        )
+        for result in results:
+            plan, action, _found = by_key[result.key]
+            with Session(self._engine) as session:
+                row = session.get(InvoiceRow, plan.key)
+                assert row is not None
+                rows = ledger.rows_for_invoice(session, plan.key)
+                if result.ok and result.remote is not None:
+                    report.entries_billed += self._confirm(session, row, result.remote, rows)
+                    if action is InvoiceAction.CREATE:
+                        report.invoices_created += 1
+                    else:
+                        report.invoices_updated += 1
+                    report.invoices.append(_summary(plan, action, result.remote))
+                else:
+                    message = "; ".join(result.errors)
+                    self._revert(session, row, rows)
+                    row.status = InvoiceStatus.FAILED.value
+                    row.error = message
+                    session.add(row)
+                    report.invoices_failed += 1
+                    report.errors.append(f"invoice {plan.key} ({plan.contact_name}): {message}")
+                    summary = _summary(plan, InvoiceAction.FAILED, None)
+                    summary.error = message
+                    report.invoices.append(summary)
+                session.commit()
+
+    def _record(
+        self,
+        session: Session,
+        plan: InvoicePlan,
+        action: InvoiceAction,
+        found: RemoteInvoice | None,
+        now: datetime,
+    ) -> None:
+        """Commit the plan before the write: invoice row, and every entry marked pushed."""
+        row = session.get(InvoiceRow, plan.key)
+        if row is None:
+            row = InvoiceRow(
+                key=plan.key,
+                profile=self._p.name,
+                target=self._p.target.name,
+                contact=str(plan.slot.contact),
+                currency=plan.slot.currency,
+                period=str(plan.slot.period),
+                seq=plan.slot.seq,
+                subtotal=plan.subtotal,
+                created_at=now,
+                updated_at=now,
+            )
+        row.contact_id = plan.contact_id
+        row.contact_name = plan.contact_name
+        row.subtotal = plan.subtotal
+        row.line_count = len(plan.lines)
+        row.updated_at = now
+        writing = action is not InvoiceAction.UNCHANGED
+        row.pushed_hash = plan.content_hash if writing else None
+        if not writing and found is not None:
+            row.content_hash = found.content_hash
+        session.add(row)
+        session.flush()
+        existing = {(r.source, r.source_id): r for r in ledger.rows_for_invoice(session, plan.key)}
+        for mapped in plan.entries:
+            e = mapped.entry
+            lrow = existing.get((e.source, e.source_id)) or session.get(
+                LedgerRow, (e.source, e.source_id)
+            )
+            if lrow is None:
+                lrow = LedgerRow(
+                    source=e.source,
+                    source_id=e.source_id,
+                    invoice_key=plan.key,
+                    state=LedgerState.PLANNED.value,
+                    entry_hash=e.content_hash,
+                    quantity=e.quantity,
+                    unit_price=mapped.unit_price,
+                    updated_at=now,
+                )
+            lrow.invoice_key = plan.key
+            lrow.entry_hash = e.content_hash
+            lrow.quantity = e.quantity
+            lrow.unit_price = mapped.unit_price
+            lrow.updated_at = now
+            if writing:
+                lrow.state = LedgerState.PUSHED.value
+            else:
+                lrow.state = LedgerState.CONFIRMED.value
+                lrow.confirmed_hash = plan.content_hash
+            session.add(lrow)
+
+    # -- report and run row --------------------------------------------------------------
+
+    def _summarise(
+        self,
+        report: RunReport,
+        actions: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
+    ) -> None:
+        for plan, action, found in actions:
+            report.invoices.append(_summary(plan, action, found))
+            if action is InvoiceAction.CREATE:
+                report.invoices_created += 1
+            elif action is InvoiceAction.UPDATE:
+                report.invoices_updated += 1
+            else:
+                report.invoices_unchanged += 1
+
+    def _save_run(self, report: RunReport, started: datetime, finished: datetime | None) -> None:
+        with Session(self._engine) as session:
+            row = session.get(SyncRunRow, report.run_id) or SyncRunRow(
+                id=report.run_id,
+                profile=report.profile,
+                period=report.period,
+                dry_run=report.dry_run,
+                status=report.status,
+                started_at=started,
+            )
+            row.status = report.status
+            row.finished_at = finished
+            row.report = report.to_json()
+            session.add(row)
+            session.commit()
+
+
+def _pending_reason(
+    entry: SourceEntry, period: Period, *, on_our_invoice: bool
+) -> PendingReason | None:
+    if entry.running:
+        return PendingReason.RUNNING
+    if not entry.billable:
+        return PendingReason.NON_BILLABLE
+    if entry.billed_in_source and not on_our_invoice:
+        return PendingReason.ALREADY_BILLED
+    if not entry.approved:
+        return PendingReason.UNAPPROVED
+    if not period.contains(entry.spent_date):
+        return PendingReason.OUT_OF_PERIOD
+    return None
+
+
+def _check_target(mapped: MappedEntry, directory: Directory) -> str | None:
+    if directory.contact(mapped.contact) is None:
+        return f"contact {mapped.contact} not found in the target"
+    if mapped.item_code and mapped.item_code not in directory.item_codes:
+        return f"item {mapped.item_code} not found in the target"
+    return None
+
+
+def _parse_contact(text: str) -> ContactRef:
+    kind, _, value = text.partition("=")
+    return ContactRef(ContactKind(kind), value)
+
+
+def _open_seq(
+    invoices: dict[str, InvoiceRow], profile: str, contact: str, currency: str, period: str
+) -> int:
+    """The slot's current invoice, or the next one when the current is locked in the target."""
+    seqs = [
+        row
+        for row in invoices.values()
+        if row.profile == profile
+        and row.contact == contact
+        and row.currency == currency
+        and row.period == period
+    ]
+    if not seqs:
+        return 1
+    last = max(seqs, key=lambda r: r.seq)
+    return last.seq + 1 if last.status == InvoiceStatus.LOCKED.value else last.seq
+
+
+def _summary(
+    plan: InvoicePlan, action: InvoiceAction, remote: RemoteInvoice | None
+) -> InvoiceSummary:
+    return InvoiceSummary(
+        key=plan.key,
+        contact=plan.contact_name,
+        currency=plan.slot.currency,
+        action=action.value,
+        lines=len(plan.lines),
+        entries=len(plan.entries),
+        subtotal=plan.subtotal,
+        total=remote.total if remote else None,
+        number=remote.number if remote else None,
+        remote_id=remote.invoice_id if remote else None,
+    )
+
+
+__all__ = ["Profile", "SyncEngine", "invoice_key"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Protocol
 
+from core.invoices import InvoicePlan
 from core.model import SourceEntry
+from mapping.resolver import ContactKind, ContactRef
 
 
 @dataclass(frozen=True)
@@ -24,3 +27,60 @@ class TrackerSource(Protocol):
     name: str
 
     def pull(self, request: PullRequest) -> Iterator[SourceEntry]: ...
+
+
+@dataclass(frozen=True)
+class RemoteContact:
+    contact_id: str
+    name: str
+    number: str | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The target's contacts and item codes, fetched once per run."""
+
+    contacts: dict[ContactRef, RemoteContact]
+    item_codes: frozenset[str]
+
+    def contact(self, ref: ContactRef) -> RemoteContact | None:
+        if ref.kind is ContactKind.ID:
+            return self.contacts.get(ContactRef(ref.kind, ref.value.lower()))
+        return self.contacts.get(ref)
+
+
+@dataclass(frozen=True)
+class RemoteInvoice:
+    invoice_id: str
+    number: str | None
+    reference: str
+    status: str
+    content_hash: str
+    subtotal: Decimal
+    total_tax: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class PushResult:
+    key: str
+    ok: bool
+    remote: RemoteInvoice | None = None
+    errors: tuple[str, ...] = ()
+
+
+class AccountingTarget(Protocol):
+    """An accounting system that takes invoice plans.
+
+    ``load_directory`` and ``find_invoices`` are the per-run look-ups; ``push`` creates
+    (remote id None) or updates DRAFT invoices and yields one result per plan.
+    """
+
+    name: str
+
+    def load_directory(self) -> Directory: ...
+
+    def find_invoices(self, reference_prefix: str) -> dict[str, RemoteInvoice]: ...
+
+    def push(self, plans: Sequence[tuple[InvoicePlan, str | None]]) -> Iterator[PushResult]: ...

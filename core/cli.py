@@ -258,3 +258,7 @@ def main() -> None:
     except HourbridgeError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Start the fakes together, seeded with the same agency month."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sandbox.harvest import FakeHarvest, HarvestSettings
+from sandbox.seed import AgencyMonth, SeedSpec, build_agency_month
+from sandbox.serving import RunningServer, start_server
+from sandbox.xero import FakeXero, XeroSettings
+
+
+@dataclass
+class Sandbox:
+    month: AgencyMonth
+    harvest: FakeHarvest
+    xero: FakeXero
+    servers: list[RunningServer] = field(default_factory=list)
+
+    @property
+    def harvest_url(self) -> str:
+        return self.servers[0].url
+
+    @property
+    def xero_url(self) -> str:
+        return self.servers[1].url
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def make_fakes(
+    month: AgencyMonth,
+    harvest_settings: HarvestSettings | None = None,
+    xero_settings: XeroSettings | None = None,
+) -> tuple[FakeHarvest, FakeXero]:
+    harvest = FakeHarvest(month, harvest_settings or HarvestSettings())
+    xero = FakeXero(
+        contacts=month.xero_contacts,
+        items=month.xero_items,
+        accounts=month.xero_accounts,
+        tax_rates=month.xero_tax_rates,
+        currencies=month.xero_currencies,
+        base_currency=month.base_currency,
+        settings=xero_settings or XeroSettings(),
+    )
+    return harvest, xero
+
+
+def start_sandbox(
+    spec: SeedSpec | None = None,
+    *,
+    harvest_port: int = 0,
+    xero_port: int = 0,
+    harvest_settings: HarvestSettings | None = None,
+    xero_settings: XeroSettings | None = None,
+) -> Sandbox:
+    month = build_agency_month(spec or SeedSpec())
+    harvest, xero = make_fakes(month, harvest_settings, xero_settings)
+    sandbox = Sandbox(month=month, harvest=harvest, xero=xero)
+    sandbox.servers.append(start_server(harvest, port=harvest_port))
+    try:
+        sandbox.servers.append(start_server(xero, port=xero_port))
+    except OSError:
+        sandbox.stop()
+        raise
+    return sandbox
+
+
+@contextmanager
+def running_sandbox(spec: SeedSpec | None = None, **kwargs: object) -> Iterator[Sandbox]:
+    sandbox = start_sandbox(spec, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def serve_forever(*, harvest_port: int, xero_port: int, xero_per_minute: int) -> None:
+    """Serve until SIGINT/SIGTERM; print where the fakes listen and the credentials to use."""
+    try:
+        sandbox = start_sandbox(
+            harvest_port=harvest_port,
+            xero_port=xero_port,
+            xero_settings=XeroSettings(per_minute=xero_per_minute),
+        )
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot listen on 127.0.0.1: {exc.strerror or exc}\n")
+        raise SystemExit(1) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    month = sandbox.month
+    lines = [
+        f"fake Harvest: {sandbox.harvest_url}  (account {sandbox.harvest.settings.account_id})",
+        f"fake Xero:    {sandbox.xero_url}  (tenant {sandbox.xero.settings.tenant_id})",
+        f"seeded: {len(month.clients)} clients, {len(month.time_entries)} time entries, "
+        f"period {month.spec.period}",
+        f"export HARVEST_ACCESS_TOKEN={sandbox.harvest.settings.access_token}",
+        f"export XERO_ACCESS_TOKEN={sandbox.xero.settings.access_token}",
+        "ready",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    stop.wait()
+    sandbox.stop()

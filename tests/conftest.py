@@ -1,0 +1,89 @@
+"""Shared fixtures: a database per test (SQLite, and PostgreSQL when configured) and the fakes.
+
+Set HOURBRIDGE_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to
+run every database test on PostgreSQL as well; each test gets its own schema there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from sandbox.harvest import HarvestSettings
+from sandbox.seed import SeedSpec
+from sandbox.server import Sandbox, start_sandbox
+from sandbox.xero import XeroSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("HOURBRIDGE_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hourbridge.db'}"
+        return
+    assert PG_URL is not None
+    schema = f"hbtest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+FAST_XERO = XeroSettings(per_minute=100_000, per_day=1_000_000)
+FAST_HARVEST = HarvestSettings(requests_per_window=100_000)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    running = start_sandbox(SeedSpec(), harvest_settings=FAST_HARVEST, xero_settings=FAST_XERO)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def tokens(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> None:
+    monkeypatch.setenv("HARVEST_ACCESS_TOKEN", sandbox.harvest.settings.access_token)
+    monkeypatch.setenv("XERO_ACCESS_TOKEN", sandbox.xero.settings.access_token)
+
+
+def example_config() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "config.example.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def sandbox_config(
+    sandbox: Sandbox, db_url: str, *, drop_project_rates: bool = True
+) -> dict[str, Any]:
+    """The example config, pointed at this test's fakes and database."""
+    data = example_config()
+    data["database"]["url"] = db_url
+    data["sources"]["harvest"]["base_url"] = sandbox.harvest_url
+    data["targets"]["xero"]["base_url"] = sandbox.xero_url + "/api.xro/2.0"
+    data["sources"]["harvest"]["max_attempts"] = 3
+    if drop_project_rates:
+        data["profiles"]["agency-monthly"]["mapping"]["projects"] = {}
+    return data
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path

@@ -1,0 +1,76 @@
+"""Helpers shared by the end-to-end tests: run the CLI, and compute expectations from the seed."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from core.cli import app
+from sandbox.seed import AgencyMonth
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        data = json.loads(self.stdout)
+        assert isinstance(data, dict)
+        return data
+
+
+def run_cli(*args: str | Path) -> CliResult:
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def eligible(entry: dict[str, Any], period: str) -> bool:
+    """The billing rule, restated from the issue: approved, billable, not billed, not running."""
+    return (
+        entry["is_closed"]
+        and entry["billable"]
+        and not entry["is_billed"]
+        and not entry["is_running"]
+        and str(entry["spent_date"]).startswith(period)
+    )
+
+
+def expected_subtotals(
+    month: AgencyMonth,
+    *,
+    period: str = "2026-10",
+    clients: Iterable[int],
+    tasks: Iterable[int],
+) -> dict[int, Decimal]:
+    """Σ hours × rate per client, to the cent, straight from the seed data."""
+    wanted_clients, wanted_tasks = set(clients), set(tasks)
+    sums: dict[int, Decimal] = defaultdict(Decimal)
+    for e in month.time_entries:
+        if not eligible(e, period):
+            continue
+        if e["client"]["id"] in wanted_clients and e["task"]["id"] in wanted_tasks:
+            sums[e["client"]["id"]] += Decimal(str(e["hours"])) * Decimal(str(e["billable_rate"]))
+    return {c: v.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) for c, v in sums.items()}
+
+
+def client_of_contact(month: AgencyMonth) -> dict[str, int]:
+    """Xero ContactID (lower case) → Harvest client id, through the seed's ContactNumber."""
+    out: dict[str, int] = {}
+    for contact in month.xero_contacts:
+        number = contact.get("ContactNumber") or ""
+        if number.startswith("HV-"):
+            out[str(contact["ContactID"]).lower()] = int(number[3:])
+    return out
+
+
+def live_invoices(invoices: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [inv for inv in invoices.values() if inv.get("Status") not in ("DELETED", "VOIDED")]

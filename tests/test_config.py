@@ -1,0 +1,107 @@
+"""Config: every error is one line naming the file and key; secrets only by reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import load_config
+from core.errors import ConfigError
+from tests.conftest import ROOT, example_config, write_config
+
+ENV = {"HARVEST_ACCESS_TOKEN": "h-secret-1", "XERO_ACCESS_TOKEN": "x-secret-2"}
+
+
+def _error(tmp_path: Path, data: dict[str, Any], env: dict[str, str] | None = None) -> str:
+    path = write_config(tmp_path / "bad.yaml", data)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ENV if env is None else env)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path) + ": ")
+    return message
+
+
+def test_the_example_config_is_valid_and_documents_a_working_profile() -> None:
+    loaded = load_config(ROOT / "config.example.yaml", ENV)
+    profile = loaded.config.profiles["agency-monthly"]
+    assert profile.source == "harvest"
+    assert loaded.config.sources["harvest"].access_token.get_secret_value() == "h-secret-1"
+    assert loaded.secrets == {"h-secret-1", "x-secret-2"}
+    assert "h-secret-1" not in repr(loaded.config)
+
+
+def test_missing_env_var_names_the_key(tmp_path: Path) -> None:
+    message = _error(tmp_path, example_config(), env={"HARVEST_ACCESS_TOKEN": "a"})
+    assert "targets.xero.access_token" in message
+    assert "XERO_ACCESS_TOKEN is not set" in message
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    data = example_config()
+    data["sources"]["harvest"]["per_pgae"] = 100
+    message = _error(tmp_path, data)
+    assert "sources.harvest.per_pgae: unknown key" in message
+
+
+def test_wrong_type_names_the_key(tmp_path: Path) -> None:
+    data = example_config()
+    data["sources"]["harvest"]["per_page"] = "lots"
+    assert "sources.harvest.per_page" in _error(tmp_path, data)
+    data = example_config()
+    data["sources"]["harvest"]["per_page"] = 5000
+    assert "sources.harvest.per_page: Input should be less than or equal to 2000" in _error(
+        tmp_path, data
+    )
+
+
+def test_literal_secret_is_refused(tmp_path: Path) -> None:
+    data = example_config()
+    data["targets"]["xero"]["access_token"] = "eyJhbGciOi.literal"
+    message = _error(tmp_path, data)
+    assert "targets.xero.access_token: literal secrets are refused" in message
+    assert "eyJhbGciOi" not in message
+
+
+def test_literal_database_password_is_refused(tmp_path: Path) -> None:
+    data = example_config()
+    data["database"]["url"] = "postgresql+psycopg://app:hunter2@db/hb"
+    message = _error(tmp_path, data)
+    assert "database.url" in message
+    assert "hunter2" not in message
+
+
+def test_profile_must_name_a_known_source(tmp_path: Path) -> None:
+    data = example_config()
+    data["profiles"]["agency-monthly"]["source"] = "toggl"
+    assert "profiles.agency-monthly.source: no source named 'toggl'" in _error(tmp_path, data)
+
+
+def test_client_rule_needs_exactly_one_contact(tmp_path: Path) -> None:
+    data = example_config()
+    data["profiles"]["agency-monthly"]["mapping"]["clients"]["5000001"] = {
+        "contact_number": "A",
+        "contact_name": "B",
+    }
+    message = _error(tmp_path, data)
+    assert "profiles.agency-monthly.mapping.clients.5000001" in message
+    assert "exactly one of contact_id" in message
+
+
+def test_bad_timezone_and_yaml(tmp_path: Path) -> None:
+    data = example_config()
+    data["organisation"]["timezone"] = "Mars/Olympus"
+    assert "organisation.timezone: unknown timezone" in _error(tmp_path, data)
+    path = tmp_path / "broken.yaml"
+    path.write_text("sources: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken.yaml: line \d+"):
+        load_config(path, ENV)
+
+
+def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    data = example_config()
+    data["database"]["url"] = "sqlite:///state/hb.db"
+    loaded = load_config(write_config(tmp_path / "c.yaml", data), ENV)
+    assert loaded.database_url == f"sqlite:///{tmp_path / 'state' / 'hb.db'}"

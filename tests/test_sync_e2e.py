@@ -1,0 +1,281 @@
+"""End to end: fake Harvest → hourbridge (CLI) → fake Xero, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from sandbox.seed import SeedSpec
+from sandbox.server import Sandbox, start_sandbox
+from tests.conftest import FAST_HARVEST, FAST_XERO, sandbox_config, write_config
+from tests.helpers import (
+    client_of_contact,
+    eligible,
+    expected_subtotals,
+    live_invoices,
+    run_cli,
+)
+
+PERIOD = "2026-10"
+TASKS = range(8000001, 8000007)
+
+
+def _mapped_clients(sandbox: Sandbox) -> list[int]:
+    return [
+        c["id"] for c in sandbox.month.clients if c["id"] not in sandbox.month.unmapped_client_ids
+    ]
+
+
+@pytest.mark.usefixtures("tokens")
+def test_sync_pushes_one_draft_per_contact_with_exact_totals_and_rerun_creates_nothing(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+
+    first = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert first.code == 0, first.stderr
+    report = first.json()
+    expected = expected_subtotals(sandbox.month, clients=_mapped_clients(sandbox), tasks=TASKS)
+    assert report["invoices_created"] == len(expected)
+    assert report["errors"] == []
+
+    invoices = live_invoices(sandbox.xero.invoices)
+    assert len(invoices) == len(expected)
+    by_client = client_of_contact(sandbox.month)
+    got = {by_client[str(inv["Contact"]["ContactID"]).lower()]: inv for inv in invoices}
+    for client_id, subtotal in expected.items():
+        inv = got[client_id]
+        assert Decimal(str(inv["SubTotal"])) == subtotal, client_id
+        assert inv["Status"] == "DRAFT"
+        assert inv["Type"] == "ACCREC"
+        assert str(inv["Reference"]).startswith(f"hb/agency-monthly/{PERIOD}/")
+    # every eligible entry of a mapped client was billed, once
+    billable = sum(
+        1
+        for e in sandbox.month.time_entries
+        if eligible(e, PERIOD) and e["client"]["id"] in expected and e["task"]["id"] in TASKS
+    )
+    assert report["entries_billed"] == billable
+
+    second = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert second.code == 0, second.stderr
+    again = second.json()
+    assert again["invoices_created"] == 0
+    assert again["invoices_updated"] == 0
+    assert again["invoices_unchanged"] == len(expected)
+    assert again["entries_billed"] == 0
+    assert len(live_invoices(sandbox.xero.invoices)) == len(expected)
+
+
+@pytest.mark.usefixtures("tokens")
+def test_pending_entries_are_counted_by_reason(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    entries = sandbox.month.time_entries
+    pending = report["entries_pending"]
+    assert pending["running"] == sum(1 for e in entries if e["is_running"])
+    assert pending["non_billable"] == sum(
+        1 for e in entries if not e["is_running"] and not e["billable"]
+    )
+    assert pending["already_billed"] == sum(
+        1 for e in entries if not e["is_running"] and e["billable"] and e["is_billed"]
+    )
+    assert pending["unapproved"] == sum(
+        1
+        for e in entries
+        if not e["is_running"] and e["billable"] and not e["is_billed"] and not e["is_closed"]
+    )
+    assert pending["out_of_period"] == sum(
+        1
+        for e in entries
+        if not e["is_running"]
+        and e["billable"]
+        and not e["is_billed"]
+        and e["is_closed"]
+        and not e["spent_date"].startswith(PERIOD)
+        and e["spent_date"] < "2026-11-01"
+    )
+    assert set(report["api_calls"]) == {"harvest", "xero"}
+
+
+@pytest.mark.usefixtures("tokens")
+def test_unmapped_clients_are_named_and_billed_once_mapped(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    data = sandbox_config(sandbox, db_url)
+    config = write_config(tmp_path / "c.yaml", data)
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+
+    month = sandbox.month
+    names = {c["id"]: c["name"] for c in month.clients}
+    waiting = Counter(
+        e["client"]["id"]
+        for e in month.time_entries
+        if eligible(e, PERIOD) and e["client"]["id"] in month.unmapped_client_ids
+    )
+    assert waiting, "the seed must give unmapped clients some billable entries"
+    reported = {item["what"]: item["entries"] for item in report["unmapped"]}
+    for client_id, count in waiting.items():
+        assert reported[f"client {client_id} {names[client_id]!r}"] == count
+    assert report["entries_pending"]["unmapped"] >= sum(waiting.values())
+
+    # Finance staff map them to contacts that already exist in Xero, by exact name.
+    spare = [
+        c for c in month.xero_contacts if not str(c.get("ContactNumber") or "").startswith("HV-")
+    ]
+    assert len(spare) >= len(waiting)
+    for client_id, contact in zip(sorted(waiting), spare, strict=False):
+        data["profiles"]["agency-monthly"]["mapping"]["clients"][str(client_id)] = {
+            "contact_name": contact["Name"],
+            "currency": month.clients[[c["id"] for c in month.clients].index(client_id)][
+                "currency"
+            ],
+        }
+    write_config(config, data)
+    after = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert after["invoices_created"] == len(waiting)
+    assert after["entries_billed"] == sum(waiting.values())
+    assert after["unmapped"] == [] or all(
+        not item["what"].startswith("client ") for item in after["unmapped"]
+    )
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_lost_response_after_commit_never_makes_a_second_invoice(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    sandbox.xero.drop_after_commit(1)
+    first = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    # The SDK saw no answer, our retry replays the same Idempotency-Key, or the run fails;
+    # either way, the next run must settle it without duplicates.
+    second = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert second.code == 0, second.stderr
+    per_slot = Counter(
+        (str(inv["Contact"]["ContactID"]).lower(), inv["CurrencyCode"])
+        for inv in live_invoices(sandbox.xero.invoices)
+    )
+    assert per_slot and max(per_slot.values()) == 1
+    expected = expected_subtotals(sandbox.month, clients=_mapped_clients(sandbox), tasks=TASKS)
+    assert len(per_slot) == len(expected)
+    assert first.json()["invoices_created"] + second.json()["invoices_created"] <= len(expected)
+
+
+@pytest.mark.usefixtures("tokens")
+def test_lost_response_with_retries_off_fails_then_rerun_settles(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    data = sandbox_config(sandbox, db_url)
+    data["targets"]["xero"]["max_attempts"] = 1  # no retry: the run must fail on the lost answer
+    config = write_config(tmp_path / "c.yaml", data)
+    sandbox.xero.drop_after_commit(1)
+    first = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert first.code == 1
+    assert first.json()["status"] == "failed"
+    committed = len(live_invoices(sandbox.xero.invoices))
+    assert committed > 0  # the fake did commit the batch it never answered
+
+    second = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert second.code == 0, second.stderr
+    report = second.json()
+    assert report["invoices_created"] == 0  # found by Reference: nothing created again
+    per_slot = Counter(
+        (str(inv["Contact"]["ContactID"]).lower(), inv["CurrencyCode"])
+        for inv in live_invoices(sandbox.xero.invoices)
+    )
+    assert max(per_slot.values()) == 1
+    assert len(per_slot) == committed
+
+
+@pytest.mark.usefixtures("tokens")
+def test_locked_invoice_is_never_touched_and_new_entries_go_on_a_new_invoice(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+    acme_contact = next(
+        c for c in sandbox.month.xero_contacts if c.get("ContactNumber") == "HV-5000001"
+    )
+    locked = next(
+        inv
+        for inv in live_invoices(sandbox.xero.invoices)
+        if str(inv["Contact"]["ContactID"]).lower() == acme_contact["ContactID"].lower()
+    )
+    sandbox.xero.set_status(locked["InvoiceID"], "AUTHORISED")
+    before = dict(sandbox.xero.invoices[locked["InvoiceID"]])
+
+    template = next(
+        e
+        for e in sandbox.month.time_entries
+        if e["client"]["id"] == 5000001 and eligible(e, PERIOD)
+    )
+    new_entry = dict(template, id=2199999999, hours=2.5, spent_date="2026-10-30")
+    sandbox.harvest.add_entry(new_entry)
+
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert report["invoices_created"] == 1
+    assert report["entries_billed"] == 1
+    assert sandbox.xero.invoices[locked["InvoiceID"]] == before
+    acme = [
+        inv
+        for inv in live_invoices(sandbox.xero.invoices)
+        if str(inv["Contact"]["ContactID"]).lower() == acme_contact["ContactID"].lower()
+    ]
+    assert len(acme) == 2
+    fresh = next(inv for inv in acme if inv["InvoiceID"] != locked["InvoiceID"])
+    expected = Decimal("2.5") * Decimal(str(template["billable_rate"]))
+    assert Decimal(str(fresh["SubTotal"])) == expected.quantize(Decimal("0.01"))
+
+
+@pytest.mark.usefixtures("tokens")
+def test_edited_entry_updates_the_draft_in_place(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+    entry = next(
+        e
+        for e in sandbox.month.time_entries
+        if e["client"]["id"] == 5000003 and eligible(e, PERIOD)
+    )
+    ids_before = {inv["InvoiceID"] for inv in live_invoices(sandbox.xero.invoices)}
+    sandbox.harvest.edit_entry(entry["id"], hours=float(Decimal(str(entry["hours"])) + 1))
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert report["invoices_updated"] == 1
+    assert report["invoices_created"] == 0
+    assert {inv["InvoiceID"] for inv in live_invoices(sandbox.xero.invoices)} == ids_before
+
+
+def test_invoice_writes_are_batched_and_lookups_constant(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = start_sandbox(
+        SeedSpec(clients=130, entries=3000),
+        harvest_settings=FAST_HARVEST,
+        xero_settings=FAST_XERO,
+    )
+    try:
+        monkeypatch.setenv("HARVEST_ACCESS_TOKEN", big.harvest.settings.access_token)
+        monkeypatch.setenv("XERO_ACCESS_TOKEN", big.xero.settings.access_token)
+        data = sandbox_config(big, db_url)
+        clients = data["profiles"]["agency-monthly"]["mapping"]["clients"]
+        clients.clear()
+        for contact in big.month.xero_contacts:
+            number = contact.get("ContactNumber") or ""
+            if number.startswith("HV-"):
+                clients[number[3:]] = {"contact_number": number}
+        config = write_config(tmp_path / "c.yaml", data)
+        report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+        n = report["invoices_created"]
+        assert n > 100
+        assert big.xero.invoice_writes() <= math.ceil(n / 50)
+        lookups = sum(count for call, count in big.xero.calls.items() if call.startswith("GET "))
+        assert lookups <= 3  # contacts, items, our invoices by Reference
+    finally:
+        big.stop()

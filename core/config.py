@@ -122,16 +122,19 @@ class LoadedConfig:
         return url
 
 
+_TAGS = {"sources": {"harvest"}, "targets": {"xero"}}
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
+    items = list(loc)
+    # pydantic inserts the discriminator tag after the user's name (sources.<name>.<tag>);
+    # users never wrote it, so leave it out of the key path.
+    if len(items) >= 3 and items[0] in _TAGS and items[2] in _TAGS[str(items[0])]:
+        del items[2]
     parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("harvest", "xero") and parts and parts[-1] in ("sources", "targets"):
-            continue  # the discriminator tag pydantic inserts; users never wrote it
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts).replace(".[", "[")
+    for item in items:
+        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
+    return "".join(parts)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:

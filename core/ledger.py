@@ -6,7 +6,7 @@ The ledger's primary key is the entry itself, so an entry can sit on one invoice
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -68,10 +68,10 @@ def _fields(entry: SourceEntry, now: datetime) -> dict[str, object]:
     }
 
 
-def load_entries(session: Session, source: str, until: date) -> list[SourceEntry]:
+def load_entries(session: Session, source: str) -> list[SourceEntry]:
     rows = session.exec(
         select(SourceEntryRow)
-        .where(SourceEntryRow.source == source, col(SourceEntryRow.spent_date) <= until)
+        .where(SourceEntryRow.source == source)
         .order_by(col(SourceEntryRow.spent_date), col(SourceEntryRow.source_id))
     )
     return [

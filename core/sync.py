@@ -251,7 +251,7 @@ class SyncEngine:
         groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
         pending = report.entries_pending
 
-        for entry in ledger.load_entries(session, source, period.end):
+        for entry in ledger.load_entries(session, source):
             if entry.deleted:
                 continue
             lrow = billed.get(entry.source_id)
@@ -260,22 +260,20 @@ class SyncEngine:
                 current.status == InvoiceStatus.LOCKED.value or current.period != str(period)
             ):
                 continue  # billed on an invoice we may not touch, or on another period's
-            reason = _pending_reason(entry, period, on_our_invoice=current is not None)
-            if reason is not None:
-                pending[reason.value] += 1
+            outcome = self._classify(entry, period, directory, on_our_invoice=current is not None)
+            if outcome is None:
                 continue
-            mapped = self._resolver.resolve(entry)
-            if isinstance(mapped, MappedEntry):
-                problem = _check_target(mapped, directory)
-                if problem is not None:
-                    mapped = Unmapped(entry, (problem,))
-            if isinstance(mapped, Unmapped):
+            if isinstance(outcome, PendingReason):
+                pending[outcome.value] += 1
+                continue
+            if isinstance(outcome, Unmapped):
                 pending[PendingReason.UNMAPPED.value] += 1
-                for what in mapped.missing:
+                for what in outcome.missing:
                     item = out.unmapped.setdefault(what, UnmappedItem(what))
                     item.entries += 1
                     item.hours += entry.quantity
                 continue
+            mapped = outcome
             if current is not None:
                 # An entry already on one of our DRAFT invoices stays on it.
                 slot_contact = _parse_contact(current.contact)
@@ -298,6 +296,23 @@ class SyncEngine:
                 )
             )
         return out
+
+    def _classify(
+        self, entry: SourceEntry, period: Period, directory: Directory, *, on_our_invoice: bool
+    ) -> MappedEntry | Unmapped | PendingReason | None:
+        """Why an entry waits, or how it maps. None: not this period's business at all."""
+        reason = _pending_reason(entry, on_our_invoice=on_our_invoice)
+        if not period.contains(entry.spent_date):
+            # Counted only if it would be billable: revenue waiting in another period.
+            return PendingReason.OUT_OF_PERIOD if reason is None else None
+        if reason is not None:
+            return reason
+        mapped = self._resolver.resolve(entry)
+        if isinstance(mapped, MappedEntry):
+            problem = _check_target(mapped, directory)
+            if problem is not None:
+                return Unmapped(entry, (problem,))
+        return mapped
 
     def _decide(
         self, plans: list[InvoicePlan], remote: dict[str, RemoteInvoice]
@@ -458,9 +473,7 @@ class SyncEngine:
             session.commit()
 
 
-def _pending_reason(
-    entry: SourceEntry, period: Period, *, on_our_invoice: bool
-) -> PendingReason | None:
+def _pending_reason(entry: SourceEntry, *, on_our_invoice: bool) -> PendingReason | None:
     if entry.running:
         return PendingReason.RUNNING
     if not entry.billable:
@@ -469,8 +482,6 @@ def _pending_reason(
         return PendingReason.ALREADY_BILLED
     if not entry.approved:
         return PendingReason.UNAPPROVED
-    if not period.contains(entry.spent_date):
-        return PendingReason.OUT_OF_PERIOD
     return None
 
 

@@ -3,10 +3,10 @@
 ``load_spec()`` parses ``specs/xero_accounting.yaml`` (about 0.4 s with
 libyaml), corrects the 23 boolean properties whose ``default`` (and
 ``example``) is the *string* ``"false"`` -- with those strings left in,
-openapi-spec-validator rejects the document and openapi-core refuses every
-request body -- and marks the ``x-is-msdate`` / ``x-is-msdate-time`` string
-properties with a format this module checks (Xero accepts ``YYYY-MM-DD``,
-``YYYY-MM-DDThh:mm:ss`` and ``/Date(ms+zzzz)/``).
+openapi-spec-validator reports 23 errors and openapi-core's
+``OpenAPI.from_dict`` refuses the document -- and marks the ``x-is-msdate``
+and ``x-is-msdate-time`` string properties with a format this module checks
+(Xero accepts ``YYYY-MM-DD``, ``YYYY-MM-DDThh:mm:ss`` and ``/Date(ms+zzzz)/``).
 
 ``validate_body()`` checks a decoded request body against a component schema
 with openapi-schema-validator's ``OAS30Validator``, the schema validator
@@ -56,6 +56,7 @@ __all__ = [
 SPEC_PATH = Path(__file__).resolve().parent / "specs" / "xero_accounting.yaml"
 _SPEC_URI = "urn:hourbridge:xero-accounting-16.1.0"
 
+_LONG_ENUM = 12  # longer enums (currency codes, tax types) are not listed in messages
 XERO_DATE_FORMAT = "xero-date"
 XERO_DATETIME_FORMAT = "xero-datetime"
 
@@ -185,9 +186,11 @@ def _mark_date_formats(document: dict[str, Any]) -> None:
 def load_spec() -> LoadedSpec:
     """Parse and fix the vendored spec. Cached: runs once per process."""
     started = time.perf_counter()
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC_PATH.open("rb") as fh:
-        document = yaml.load(fh, Loader=loader)  # noqa: S506 - a SafeLoader variant
+        if hasattr(yaml, "CSafeLoader"):  # libyaml: about 4x faster on this 0.9 MB file
+            document = yaml.load(fh, Loader=yaml.CSafeLoader)
+        else:  # pragma: no cover - PyYAML built without libyaml
+            document = yaml.safe_load(fh)
     if not isinstance(document, dict) or "components" not in document:
         raise ValueError(f"{SPEC_PATH} is not an OpenAPI document")
     fixed = fix_boolean_defaults(document)
@@ -269,6 +272,8 @@ def validate_body(schema_name: str, body: Any) -> list[SpecProblem]:
                 XERO_DATETIME_FORMAT,
             ):
                 message = f"{leaf.instance!r} is not a valid date (use YYYY-MM-DD)"
+            elif leaf.validator == "enum" and len(leaf.validator_value) > _LONG_ENUM:
+                message = f"{leaf.instance!r} is not one of the {len(leaf.validator_value)} values"
             if (path, message) not in seen:
                 seen.add((path, message))
                 problems.append(SpecProblem(path=path, message=message))
@@ -324,4 +329,3 @@ def _kind_of(node: Mapping[str, Any]) -> str:
     if node_type in ("number", "integer", "boolean", "array"):
         return str(node_type)
     return "object"
-

@@ -19,6 +19,7 @@ import urllib3
 from xero_python.accounting import (
     AccountingApi,
     Contact,
+    CurrencyCode,
     Invoice,
     Invoices,
     LineAmountTypes,
@@ -26,6 +27,7 @@ from xero_python.accounting import (
 )
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
+from xero_python.api_client.serializer import serialize
 from xero_python.exceptions import ApiException
 
 from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
@@ -54,7 +56,15 @@ class XeroTarget:
         self._calls = calls
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
         self._tenant = str(config.tenant_id)
-        token = {"access_token": config.access_token.get_secret_value(), "token_type": "Bearer"}
+        # A static bearer token: no expiry known here and no refresh token, so the SDK never
+        # tries to refresh by itself (the OAuth flow and token store come with their own issue).
+        token = {
+            "access_token": config.access_token.get_secret_value(),
+            "token_type": "Bearer",
+            "scope": ["accounting.transactions", "accounting.contacts.read"],
+            "expires_in": None,
+            "expires_at": None,
+        }
         client = ApiClient(
             Configuration(oauth2_token=OAuth2Token()),
             oauth2_token_getter=lambda: token,
@@ -121,7 +131,7 @@ class XeroTarget:
         self, batch: Sequence[tuple[InvoicePlan, str | None]], *, create: bool
     ) -> list[PushResult]:
         body = Invoices(invoices=[self._invoice(plan, rid) for plan, rid in batch])
-        key = idempotency_key(self._api.api_client.sanitize_for_serialization(body), create)
+        key = idempotency_key(serialize(body), create)
         if create:
             result = self._call(
                 lambda: self._api.create_invoices(
@@ -157,7 +167,7 @@ class XeroTarget:
             due_date=plan.due_date,
             reference=plan.key,
             status="DRAFT",
-            currency_code=plan.slot.currency,
+            currency_code=CurrencyCode(plan.slot.currency),
             line_amount_types=LineAmountTypes(self._config.line_amount_types),
         )
         if remote_id is not None:
@@ -205,7 +215,8 @@ def idempotency_key(body: object, create: bool) -> str:
 
 
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """Xero's filter language writes a quote inside a string as two quotes."""
+    return text.replace('"', '""')
 
 
 def _enum_value(value: object) -> str | None:

@@ -27,6 +27,11 @@ class CliResult:
         assert isinstance(data, dict)
         return data
 
+    def json_list(self) -> list[dict[str, Any]]:
+        data = json.loads(self.stdout)
+        assert isinstance(data, list)
+        return data
+
 
 def run_cli(*args: str | Path) -> CliResult:
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)

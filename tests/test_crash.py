@@ -1,0 +1,71 @@
+"""A process killed (SIGKILL) in the middle of pushing: the re-run completes without duplicates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sandbox.server import Sandbox
+from tests.conftest import ROOT, sandbox_config, write_config
+from tests.helpers import live_invoices, run_cli
+
+PERIOD = "2026-10"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_push_then_rerun_gives_one_invoice_per_contact(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    data = sandbox_config(sandbox, db_url)
+    data["targets"]["xero"]["batch_size"] = 10  # several writes, so the kill lands mid-push
+    config = write_config(tmp_path / "c.yaml", data)
+    env = {
+        **os.environ,
+        "HARVEST_ACCESS_TOKEN": sandbox.harvest.settings.access_token,
+        "XERO_ACCESS_TOKEN": sandbox.xero.settings.access_token,
+    }
+    release = sandbox.xero.hold_after_commit()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "sync", "--config", str(config), "--period", PERIOD],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert sandbox.xero.committed.wait(90), "the first batch never reached the fake"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    committed_before = len(live_invoices(sandbox.xero.invoices))
+    assert committed_before == 10  # the held batch was committed; nothing after it was sent
+
+    for name in ("HARVEST_ACCESS_TOKEN", "XERO_ACCESS_TOKEN"):
+        os.environ[name] = env[name]
+    try:
+        rerun = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    finally:
+        for name in ("HARVEST_ACCESS_TOKEN", "XERO_ACCESS_TOKEN"):
+            os.environ.pop(name, None)
+    assert rerun.code == 0, rerun.stderr
+    report = rerun.json()
+    invoices = live_invoices(sandbox.xero.invoices)
+    per_slot = Counter(
+        (str(inv["Contact"]["ContactID"]).lower(), inv["CurrencyCode"], inv["Reference"][:25])
+        for inv in invoices
+    )
+    assert max(per_slot.values()) == 1
+    expected_slots = len(sandbox.month.clients) - len(sandbox.month.unmapped_client_ids)
+    assert len(invoices) == expected_slots
+    assert report["invoices_created"] == expected_slots - committed_before
+    assert report["invoices_unchanged"] == committed_before

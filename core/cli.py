@@ -40,7 +40,8 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-out = Console()
+# Off a terminal (pipes, CI, `make demo`), tables get room instead of the 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[

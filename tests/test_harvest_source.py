@@ -48,7 +48,7 @@ def source(
         account_id="1234567",
         access_token=SecretStr(token),
         base_url=server.url,
-        per_page=per_page,  # type: ignore[arg-type]
+        per_page=per_page,
     )
     calls = CallCounter()
     sleeps = slept if slept is not None else []

@@ -22,6 +22,7 @@ class InvoiceAction(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     UNCHANGED = "unchanged"
+    DELETE = "delete"  # a DRAFT of ours that no longer holds any billable entry
     LOCKED = "locked"
     FAILED = "failed"
 
@@ -60,6 +61,7 @@ class RunReport:
     invoices_created: int = 0
     invoices_updated: int = 0
     invoices_unchanged: int = 0
+    invoices_deleted: int = 0
     invoices_failed: int = 0
     entries_pulled: int = 0
     entries_billed: int = 0

@@ -44,6 +44,7 @@ log = structlog.get_logger("hourbridge.sync")
 
 Clock = Callable[[], datetime]
 CURSOR_SAFETY = timedelta(minutes=10)
+DELETE_MARK = "delete"  # pushed_hash of a write that deletes an emptied DRAFT
 
 
 def utcnow() -> datetime:
@@ -179,7 +180,10 @@ class SyncEngine:
             found = remote.get(key)
             rows = ledger.rows_for_invoice(session, key)
             if row.pushed_hash is not None:
-                landed = found is not None and found.content_hash == row.pushed_hash
+                landed = found is not None and (
+                    found.content_hash == row.pushed_hash
+                    or (row.pushed_hash == DELETE_MARK and found.status == "DELETED")
+                )
                 if landed and found is not None:
                     self._confirm(session, row, found, rows)
                 else:
@@ -281,6 +285,16 @@ class SyncEngine:
             else:
                 groups[(mapped.contact, mapped.currency)].append(mapped)
 
+        planned_slots = {(str(c), cur) for c, cur in groups}
+        for row in invoices.values():
+            if (
+                row.period == str(period)
+                and row.status == InvoiceStatus.DRAFT.value
+                and row.remote_id is not None
+                and (row.contact, row.currency) not in planned_slots
+            ):
+                groups[(_parse_contact(row.contact), row.currency)] = []  # emptied: delete it
+
         for (contact, currency), members in sorted(groups.items()):
             remote_contact = directory.contact(contact)
             seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
@@ -320,6 +334,10 @@ class SyncEngine:
         decided: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]] = []
         for plan in plans:
             found = remote.get(plan.key)
+            if not plan.lines:
+                if found is not None and found.status == "DRAFT":
+                    decided.append((plan, InvoiceAction.DELETE, found))
+                continue
             if found is None:
                 decided.append((plan, InvoiceAction.CREATE, None))
             elif found.content_hash == plan.content_hash:
@@ -344,7 +362,7 @@ class SyncEngine:
             session.commit()
         for plan, action, found in actions:
             if action is InvoiceAction.UNCHANGED:
-                report.invoices_unchanged += 1
+                _count(report, action)
                 report.invoices.append(_summary(plan, action, found))
         if not writes:
             return
@@ -359,11 +377,16 @@ class SyncEngine:
                 rows = ledger.rows_for_invoice(session, plan.key)
                 if result.ok and result.remote is not None:
                     report.entries_billed += self._confirm(session, row, result.remote, rows)
-                    if action is InvoiceAction.CREATE:
-                        report.invoices_created += 1
-                    else:
-                        report.invoices_updated += 1
+                    _count(report, action)
                     report.invoices.append(_summary(plan, action, result.remote))
+                    log.info(
+                        "invoice.pushed",
+                        run_id=report.run_id,
+                        key=plan.key,
+                        action=action.value,
+                        number=result.remote.number,
+                        contact=plan.contact_name,
+                    )
                 else:
                     message = "; ".join(result.errors)
                     self._revert(session, row, rows)
@@ -372,6 +395,9 @@ class SyncEngine:
                     session.add(row)
                     report.invoices_failed += 1
                     report.errors.append(f"invoice {plan.key} ({plan.contact_name}): {message}")
+                    log.warning(
+                        "invoice.rejected", run_id=report.run_id, key=plan.key, errors=message
+                    )
                     summary = _summary(plan, InvoiceAction.FAILED, None)
                     summary.error = message
                     report.invoices.append(summary)
@@ -406,7 +432,10 @@ class SyncEngine:
         row.line_count = len(plan.lines)
         row.updated_at = now
         writing = action is not InvoiceAction.UNCHANGED
-        row.pushed_hash = plan.content_hash if writing else None
+        if action is InvoiceAction.DELETE:
+            row.pushed_hash = DELETE_MARK
+        else:
+            row.pushed_hash = plan.content_hash if writing else None
         if not writing and found is not None:
             row.content_hash = found.content_hash
         session.add(row)
@@ -449,12 +478,7 @@ class SyncEngine:
     ) -> None:
         for plan, action, found in actions:
             report.invoices.append(_summary(plan, action, found))
-            if action is InvoiceAction.CREATE:
-                report.invoices_created += 1
-            elif action is InvoiceAction.UPDATE:
-                report.invoices_updated += 1
-            else:
-                report.invoices_unchanged += 1
+            _count(report, action)
 
     def _save_run(self, report: RunReport, started: datetime, finished: datetime | None) -> None:
         with Session(self._engine) as session:
@@ -471,6 +495,17 @@ class SyncEngine:
             row.report = report.to_json()
             session.add(row)
             session.commit()
+
+
+def _count(report: RunReport, action: InvoiceAction) -> None:
+    if action is InvoiceAction.CREATE:
+        report.invoices_created += 1
+    elif action is InvoiceAction.UPDATE:
+        report.invoices_updated += 1
+    elif action is InvoiceAction.DELETE:
+        report.invoices_deleted += 1
+    elif action is InvoiceAction.UNCHANGED:
+        report.invoices_unchanged += 1
 
 
 def _pending_reason(entry: SourceEntry, *, on_our_invoice: bool) -> PendingReason | None:

@@ -277,3 +277,69 @@ def test_invoice_writes_are_batched_and_lookups_constant(
         assert lookups <= 3  # contacts, items, our invoices by Reference
     finally:
         big.stop()
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_rejected_invoice_is_reported_and_the_others_go_through(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    data = sandbox_config(sandbox, db_url)
+    rule = data["profiles"]["agency-monthly"]["mapping"]["clients"]["5000001"]
+    rule["tax_type"] = "NOSUCHTAX"  # Xero will reject this one invoice
+    config = write_config(tmp_path / "c.yaml", data)
+    result = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert result.code == 1  # some invoices failed
+    report = result.json()
+    assert report["status"] == "partial"
+    assert report["invoices_failed"] == 1
+    expected = expected_subtotals(sandbox.month, clients=_mapped_clients(sandbox), tasks=TASKS)
+    assert report["invoices_created"] == len(expected) - 1
+    assert len(report["errors"]) == 1 and "Acme Corporation" in report["errors"][0]
+    assert "NOSUCHTAX" in report["errors"][0] or "tax" in report["errors"][0].lower()
+    failed = [inv for inv in report["invoices"] if inv["action"] == "failed"]
+    assert failed and failed[0]["error"]
+
+    # Fix the mapping: the next run creates just that invoice.
+    rule["tax_type"] = "ZERORATEDOUTPUT"
+    write_config(config, data)
+    fixed = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert (fixed["invoices_created"], fixed["invoices_failed"]) == (1, 0)
+    assert len(live_invoices(sandbox.xero.invoices)) == len(expected)
+
+
+@pytest.mark.usefixtures("tokens")
+def test_xero_429_and_503_are_waited_out(sandbox: Sandbox, db_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    sandbox.xero.fail_next(429, retry_after=1)
+    sandbox.xero.fail_next(503)
+    result = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["invoices_created"] == len(live_invoices(sandbox.xero.invoices)) > 0
+    # every call is counted, retries included: 3 look-ups + 1 write + 2 retried answers
+    assert report["api_calls"]["xero"] == sum(sandbox.xero.calls.values()) == 6
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_draft_left_without_billable_entries_is_deleted_and_its_entries_released(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+    client = 5000005
+    mine = [
+        e for e in sandbox.month.time_entries if e["client"]["id"] == client and eligible(e, PERIOD)
+    ]
+    for e in mine:
+        sandbox.harvest.edit_entry(e["id"], billable=False, billable_rate=None)
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert report["invoices_deleted"] == 1
+    assert report["invoices_created"] == report["invoices_updated"] == 0
+    statuses = Counter(inv["Status"] for inv in sandbox.xero.invoices.values())
+    assert statuses["DELETED"] == 1
+
+    # One entry becomes billable again: it goes on a new invoice, never the deleted one.
+    sandbox.harvest.edit_entry(mine[0]["id"], billable=True, billable_rate=mine[0]["billable_rate"])
+    again = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert again["invoices_created"] == 1
+    assert again["entries_billed"] == 1

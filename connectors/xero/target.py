@@ -39,6 +39,7 @@ from mapping.resolver import ContactKind, ContactRef
 
 SERVICE = "xero"
 PAGE_SIZE = 1000
+UNITDP = 4  # unit prices may carry up to 4 decimals (rates like 123.4567)
 T = TypeVar("T")
 
 
@@ -159,6 +160,10 @@ class XeroTarget:
         return out
 
     def _invoice(self, plan: InvoicePlan, remote_id: str | None) -> Invoice:
+        if not plan.lines:
+            if remote_id is None:
+                raise TerminalError(f"{self.name}: refusing to create an empty invoice {plan.key}")
+            return Invoice(invoice_id=remote_id, status="DELETED")
         invoice = Invoice(
             type="ACCREC",
             contact=Contact(contact_id=plan.contact_id),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -75,6 +75,14 @@ def client_of_contact(month: AgencyMonth) -> dict[str, int]:
         if number.startswith("HV-"):
             out[str(contact["ContactID"]).lower()] = int(number[3:])
     return out
+
+
+def invoices_per_contact(invoices: dict[str, dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """How many live invoices each (contact, currency) has in the fake Xero: must be 1."""
+    return Counter(
+        (str(inv["Contact"]["ContactID"]).lower(), str(inv["CurrencyCode"]))
+        for inv in live_invoices(invoices)
+    )
 
 
 def live_invoices(invoices: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from sandbox.server import Sandbox
 from tests.conftest import ROOT, sandbox_config, write_config
-from tests.helpers import live_invoices, run_cli
+from tests.helpers import invoices_per_contact, live_invoices, run_cli
 
 PERIOD = "2026-10"
 
@@ -60,10 +59,7 @@ def test_sigkill_mid_push_then_rerun_gives_one_invoice_per_contact(
     assert rerun.code == 0, rerun.stderr
     report = rerun.json()
     invoices = live_invoices(sandbox.xero.invoices)
-    per_slot = Counter(
-        (str(inv["Contact"]["ContactID"]).lower(), inv["CurrencyCode"], inv["Reference"][:25])
-        for inv in invoices
-    )
+    per_slot = invoices_per_contact(sandbox.xero.invoices)
     assert max(per_slot.values()) == 1
     expected_slots = len(sandbox.month.clients) - len(sandbox.month.unmapped_client_ids)
     assert len(invoices) == expected_slots

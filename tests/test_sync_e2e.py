@@ -16,6 +16,7 @@ from tests.helpers import (
     client_of_contact,
     eligible,
     expected_subtotals,
+    invoices_per_contact,
     live_invoices,
     run_cli,
 )
@@ -154,10 +155,7 @@ def test_a_lost_response_after_commit_never_makes_a_second_invoice(
     # either way, the next run must settle it without duplicates.
     second = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
     assert second.code == 0, second.stderr
-    per_slot = Counter(
-        (str(inv["Contact"]["ContactID"]).lower(), inv["CurrencyCode"])
-        for inv in live_invoices(sandbox.xero.invoices)
-    )
+    per_slot = invoices_per_contact(sandbox.xero.invoices)
     assert per_slot and max(per_slot.values()) == 1
     expected = expected_subtotals(sandbox.month, clients=_mapped_clients(sandbox), tasks=TASKS)
     assert len(per_slot) == len(expected)
@@ -182,10 +180,7 @@ def test_lost_response_with_retries_off_fails_then_rerun_settles(
     assert second.code == 0, second.stderr
     report = second.json()
     assert report["invoices_created"] == 0  # found by Reference: nothing created again
-    per_slot = Counter(
-        (str(inv["Contact"]["ContactID"]).lower(), inv["CurrencyCode"])
-        for inv in live_invoices(sandbox.xero.invoices)
-    )
+    per_slot = invoices_per_contact(sandbox.xero.invoices)
     assert max(per_slot.values()) == 1
     assert len(per_slot) == committed
 

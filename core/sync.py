@@ -99,13 +99,12 @@ class SyncEngine:
                 reference_prefix(self._p.reference_prefix, self._p.name, period)
             )
             with Session(self._engine) as session:
-                self._reconcile(session, remote)
+                self._reconcile(session, period, remote)
+                planned = self._plan(session, period, directory, report)
                 if dry_run:
-                    session.rollback()
+                    session.rollback()  # a preview changes nothing, not even our own records
                 else:
                     session.commit()
-            with Session(self._engine) as session:
-                planned = self._plan(session, period, directory, report)
             actions = self._decide(planned.plans, remote)
             report.unmapped = sorted(planned.unmapped.values(), key=lambda u: -u.entries)
             if dry_run:
@@ -119,6 +118,11 @@ class SyncEngine:
             report.errors.append(str(exc))
             report.status = RunStatus.FAILED.value
             bound.error("sync.failed", error=str(exc))
+        except Exception as exc:  # a bug or an unexpected library error: record it, then raise
+            report.errors.append(f"internal error: {type(exc).__name__}: {exc}")
+            report.status = RunStatus.FAILED.value
+            bound.exception("sync.crashed")
+            raise
         finally:
             report.api_calls = self._api_calls()
             self._save_run(report, started, finished=self._clock())
@@ -174,9 +178,16 @@ class SyncEngine:
 
     # -- 2. reconcile with the target's truth ---------------------------------------------
 
-    def _reconcile(self, session: Session, remote: dict[str, RemoteInvoice]) -> None:
-        """Settle writes a previous run left unconfirmed, and notice invoices no longer DRAFT."""
+    def _reconcile(
+        self, session: Session, period: Period, remote: dict[str, RemoteInvoice]
+    ) -> None:
+        """Settle writes a previous run left unconfirmed, and notice invoices no longer DRAFT.
+
+        Only this period's invoices: ``remote`` holds what the look-up found for its prefix.
+        """
         for key, row in ledger.invoice_rows(session, self._p.name).items():
+            if row.period != str(period):
+                continue
             found = remote.get(key)
             rows = ledger.rows_for_invoice(session, key)
             if row.pushed_hash is not None:
@@ -334,8 +345,10 @@ class SyncEngine:
         decided: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]] = []
         for plan in plans:
             found = remote.get(plan.key)
+            if found is not None and found.status != "DRAFT":
+                continue  # never touch an invoice that left DRAFT (reconcile moved us past it)
             if not plan.lines:
-                if found is not None and found.status == "DRAFT":
+                if found is not None:
                     decided.append((plan, InvoiceAction.DELETE, found))
                 continue
             if found is None:

@@ -338,3 +338,31 @@ def test_a_draft_left_without_billable_entries_is_deleted_and_its_entries_releas
     again = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
     assert again["invoices_created"] == 1
     assert again["entries_billed"] == 1
+
+
+@pytest.mark.usefixtures("tokens")
+def test_each_period_gets_its_own_invoices_and_earlier_periods_are_pulled_when_asked(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    clients = _mapped_clients(sandbox)
+    october = run_cli("sync", "--config", config, "--period", "2026-10", "--json").json()
+    november = run_cli("sync", "--config", config, "--period", "2026-11", "--json").json()
+    expected_nov = expected_subtotals(sandbox.month, period="2026-11", clients=clients, tasks=TASKS)
+    assert expected_nov and november["invoices_created"] == len(expected_nov)
+    again = run_cli("sync", "--config", config, "--period", "2026-10", "--json").json()
+    assert (again["invoices_created"], again["invoices_unchanged"]) == (
+        0,
+        october["invoices_created"],
+    )
+    # September was never pulled (the first pull started at October): asking for it pulls it.
+    september = run_cli("sync", "--config", config, "--period", "2026-09", "--json").json()
+    expected_sep = expected_subtotals(sandbox.month, period="2026-09", clients=clients, tasks=TASKS)
+    assert expected_sep and september["invoices_created"] == len(expected_sep)
+    by_client = client_of_contact(sandbox.month)
+    for inv in live_invoices(sandbox.xero.invoices):
+        period = str(inv["Reference"]).split("/")[2]
+        client = by_client[str(inv["Contact"]["ContactID"]).lower()]
+        expected = {"2026-09": expected_sep, "2026-11": expected_nov}.get(period)
+        if expected is not None:
+            assert Decimal(str(inv["SubTotal"])) == expected[client]

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.invoices import InvoicePlan
 from core.model import SourceEntry
@@ -21,6 +21,7 @@ class PullRequest:
     updated_since: datetime | None
 
 
+@runtime_checkable
 class TrackerSource(Protocol):
     """A time tracker. ``pull`` yields every entry matching the request, paging to the end."""
 
@@ -70,6 +71,7 @@ class PushResult:
     errors: tuple[str, ...] = ()
 
 
+@runtime_checkable
 class AccountingTarget(Protocol):
     """An accounting system that takes invoice plans.
 

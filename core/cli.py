@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, select
 
+from connectors.registry import installed
 from core import logging as hblog
 from core.config import LoadedConfig, load_config
 from core.db import open_database
@@ -237,6 +238,18 @@ def runs_show(
     if row is None:
         raise _fail(f"no run {run_id!r}; see `hourbridge runs list`")
     _emit(RunReport.from_json(row.report), as_json)
+
+
+@app.command()
+def connectors() -> None:
+    """List the installed connectors (entry-point group hourbridge.connectors)."""
+    table = Table(title="Installed connectors")
+    for column in ("type", "role", "description", "config keys"):
+        table.add_column(column)
+    for kind, spec in sorted(installed().items()):
+        keys = ", ".join(k for k in spec.config_model.model_fields if k != "type")
+        table.add_row(kind, spec.role, spec.description, keys)
+    out.print(table)
 
 
 @app.command()

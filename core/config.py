@@ -15,16 +15,20 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from connectors.harvest.config import HarvestConfig
-from connectors.xero.config import XeroConfig
+from connectors.registry import Role, for_role
 from core.errors import ConfigError
 from core.secrets import SecretRefError, substitute
 from mapping.rules import MappingRules
-
-SourceConfig = Annotated[HarvestConfig, Field(discriminator="type")]
-TargetConfig = Annotated[XeroConfig, Field(discriminator="type")]
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
@@ -65,24 +69,53 @@ class OrganisationConfig(_Section):
 
 
 class ProfileConfig(_Section):
-    source: str = Field(description="name of an entry under sources")
+    source: str | None = Field(default=None, description="name of an entry under sources")
+    sources: list[str] | None = Field(
+        default=None, min_length=1, description="several sources billed together"
+    )
     target: str = Field(description="name of an entry under targets")
     reference_prefix: str = Field(default="hb", pattern=r"^[A-Za-z0-9]{1,8}$")
+    due_days: int = Field(default=30, ge=0, le=365, description="due date = invoice date + this")
     mapping: MappingRules = Field(default_factory=MappingRules)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_sources(self) -> ProfileConfig:
+        if (self.source is None) == (self.sources is None):
+            raise ValueError("give either source (one name) or sources (a list of names)")
+        if self.sources is not None and len(set(self.sources)) != len(self.sources):
+            raise ValueError("sources lists a name twice")
+        return self
+
+    @property
+    def source_names(self) -> list[str]:
+        return [self.source] if self.source is not None else list(self.sources or [])
 
 
 class HourbridgeConfig(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     organisation: OrganisationConfig
-    sources: dict[Annotated[str, Field(pattern=_NAME)], SourceConfig]
-    targets: dict[Annotated[str, Field(pattern=_NAME)], TargetConfig]
+    sources: dict[Annotated[str, Field(pattern=_NAME)], Any] = Field(
+        description="each validated by the model of the connector its type names"
+    )
+    targets: dict[Annotated[str, Field(pattern=_NAME)], Any]
     profiles: dict[Annotated[str, Field(pattern=_NAME)], ProfileConfig]
+
+    @field_validator("sources", "targets", mode="before")
+    @classmethod
+    def _by_connector(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, dict):
+            return value  # pydantic reports the wrong type
+        role: Role = "source" if info.field_name == "sources" else "target"
+        section = str(info.field_name)
+        return {name: _connector_config(role, section, name, raw) for name, raw in value.items()}
 
     @model_validator(mode="after")
     def _references(self) -> HourbridgeConfig:
         for name, profile in self.profiles.items():
-            if profile.source not in self.sources:
-                raise _KeyedError(f"profiles.{name}.source", f"no source named {profile.source!r}")
+            key = "source" if profile.source is not None else "sources"
+            for source in profile.source_names:
+                if source not in self.sources:
+                    raise _KeyedError(f"profiles.{name}.{key}", f"no source named {source!r}")
             if profile.target not in self.targets:
                 raise _KeyedError(f"profiles.{name}.target", f"no target named {profile.target!r}")
         return self
@@ -122,17 +155,35 @@ class LoadedConfig:
         return url
 
 
-_TAGS = {"sources": {"harvest"}, "targets": {"xero"}}
+def _connector_config(role: Role, section: str, name: str, raw: Any) -> BaseModel:
+    """Validate one source/target with the model of the connector its ``type`` names."""
+    if not isinstance(raw, dict):
+        raise _KeyedError(f"{section}.{name}", "must be a mapping of keys")
+    kind = raw.get("type")
+    known = for_role(role)
+    if kind not in known:
+        choices = ", ".join(sorted(known)) or "none installed"
+        raise _KeyedError(
+            f"{section}.{name}.type", f"unknown {role} type {kind!r}; use one of: {choices}"
+        )
+    try:
+        return known[str(kind)].config_model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _loc((section, name, *first["loc"]))
+        raise _KeyedError(where, _message(first, exc.error_count())) from None
+
+
+def _message(first: Any, count: int) -> str:
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return msg + (f" (and {count - 1} more)" if count > 1 else "")
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
-    items = list(loc)
-    # pydantic inserts the discriminator tag after the user's name (sources.<name>.<tag>);
-    # users never wrote it, so leave it out of the key path.
-    if len(items) >= 3 and items[0] in _TAGS and items[2] in _TAGS[str(items[0])]:
-        del items[2]
     parts: list[str] = []
-    for item in items:
+    for item in loc:
         parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
     return "".join(parts)
 
@@ -166,9 +217,6 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
         ctx_error = (first.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _KeyedError):
             raise ConfigError(f"{file}: {ctx_error}") from None
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{file}: {_loc(tuple(first['loc']))}: {msg}{more}") from None
+        where = _loc(tuple(first["loc"]))
+        raise ConfigError(f"{file}: {where}: {_message(first, exc.error_count())}") from None
     return LoadedConfig(path=file, config=config, secrets=frozenset(secrets))

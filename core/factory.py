@@ -1,27 +1,21 @@
-"""Builds a profile's source and target from the config: the one place that knows them all."""
+"""Builds a profile's sources and target from the config, through the connector registry."""
 
 from __future__ import annotations
 
 from connectors.base import AccountingTarget, TrackerSource
-from connectors.harvest.client import HarvestSource
-from connectors.harvest.config import HarvestConfig
-from connectors.xero.config import XeroConfig
-from connectors.xero.target import XeroTarget
+from connectors.registry import BuildContext, Role, installed
 from core.config import LoadedConfig
+from core.errors import ConfigError
 from core.http import CallCounter, RetryPolicy
 from core.sync import Profile
 
 
-def build_source(
-    name: str, config: HarvestConfig, calls: CallCounter, policy: RetryPolicy | None
-) -> TrackerSource:
-    return HarvestSource(name, config, calls=calls, policy=policy)
-
-
-def build_target(
-    name: str, config: XeroConfig, calls: CallCounter, policy: RetryPolicy | None
-) -> AccountingTarget:
-    return XeroTarget(name, config, calls=calls, policy=policy)
+def _build(role: Role, ctx: BuildContext, name: str, config: object) -> object:
+    kind = getattr(config, "type", None)
+    spec = installed().get(str(kind))
+    if spec is None or spec.role != role:
+        raise ConfigError(f"no {role} connector of type {kind!r} is installed")
+    return spec.factory(ctx, name, config)
 
 
 def build_profile(
@@ -32,12 +26,21 @@ def build_profile(
 ) -> Profile:
     cfg = loaded.config
     name, profile = cfg.profile(profile_name)
-    target_cfg = cfg.targets[profile.target]
+    ctx = BuildContext(calls=calls, policy=policy, base_dir=loaded.path.parent)
+    sources: list[TrackerSource] = []
+    for source in profile.source_names:
+        built = _build("source", ctx, source, cfg.sources[source])
+        if not isinstance(built, TrackerSource):
+            raise ConfigError(f"sources.{source}: its connector did not build a tracker source")
+        sources.append(built)
+    target = _build("target", ctx, profile.target, cfg.targets[profile.target])
+    if not isinstance(target, AccountingTarget):
+        raise ConfigError(f"targets.{profile.target}: its connector did not build a target")
     return Profile(
         name=name,
-        source=build_source(profile.source, cfg.sources[profile.source], calls, policy),
-        target=build_target(profile.target, target_cfg, calls, policy),
+        sources=tuple(sources),
+        target=target,
         rules=profile.mapping,
         reference_prefix=profile.reference_prefix,
-        due_days=target_cfg.due_days,
+        due_days=profile.due_days,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -54,7 +54,7 @@ def utcnow() -> datetime:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    source: TrackerSource
+    sources: tuple[TrackerSource, ...]
     target: AccountingTarget
     rules: MappingRules
     reference_prefix: str
@@ -93,7 +93,7 @@ class SyncEngine:
         self._save_run(report, started, finished=None)
         bound.info("sync.start", dry_run=dry_run)
         try:
-            report.entries_pulled = self._pull(period)
+            report.entries_pulled = sum(self._pull(source, period) for source in self._p.sources)
             directory = self._p.target.load_directory()
             remote = self._p.target.find_invoices(
                 reference_prefix(self._p.reference_prefix, self._p.name, period)
@@ -138,8 +138,7 @@ class SyncEngine:
 
     # -- 1. pull --------------------------------------------------------------------------
 
-    def _pull(self, period: Period) -> int:
-        source = self._p.source
+    def _pull(self, source: TrackerSource, period: Period) -> int:
         with Session(self._engine) as session:
             cursor = ledger.get_cursor(session, source.name)
         started = self._clock()
@@ -260,16 +259,13 @@ class SyncEngine:
         self, session: Session, period: Period, directory: Directory, report: RunReport
     ) -> _Plan:
         out = _Plan()
-        source = self._p.source.name
         invoices = ledger.invoice_rows(session, self._p.name)
-        billed = ledger.ledger_rows(session, source)
         groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
         pending = report.entries_pending
 
-        for entry in ledger.load_entries(session, source):
+        for entry, lrow in self._entries(session):
             if entry.deleted:
                 continue
-            lrow = billed.get(entry.source_id)
             current = invoices.get(lrow.invoice_key) if lrow is not None else None
             if current is not None and (
                 current.status == InvoiceStatus.LOCKED.value or current.period != str(period)
@@ -321,6 +317,13 @@ class SyncEngine:
                 )
             )
         return out
+
+    def _entries(self, session: Session) -> Iterator[tuple[SourceEntry, LedgerRow | None]]:
+        """Every stored entry of the profile's sources, with its ledger row if it has one."""
+        for source in self._p.sources:
+            billed = ledger.ledger_rows(session, source.name)
+            for entry in ledger.load_entries(session, source.name):
+                yield entry, billed.get(entry.source_id)
 
     def _classify(
         self, entry: SourceEntry, period: Period, directory: Directory, *, on_our_invoice: bool

@@ -6,12 +6,16 @@ The resolver is pure: it reads rules and an entry and returns either a ``MappedE
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 from core.model import SourceEntry
 from mapping.rules import ClientRule, MappingRules, TaskRule
+
+R = TypeVar("R")
 
 
 class ContactKind(StrEnum):
@@ -48,6 +52,11 @@ class MappedEntry:
 class Unmapped:
     entry: SourceEntry
     missing: tuple[str, ...]
+
+
+def _lookup(rules: Mapping[str, R], source: str, source_id: str) -> R | None:
+    """A rule keyed "<source>:<id>" wins over one keyed by the bare id (ids are per tracker)."""
+    return rules.get(f"{source}:{source_id}") or rules.get(source_id)
 
 
 def _contact_of(rule: ClientRule) -> ContactRef:
@@ -102,7 +111,7 @@ class Resolver:
     def _rate(
         self, entry: SourceEntry, client_rule: ClientRule | None
     ) -> tuple[Decimal | None, str]:
-        project_rule = self._rules.projects.get(entry.project.id)
+        project_rule = _lookup(self._rules.projects, entry.source, entry.project.id)
         if project_rule is not None and project_rule.rate is not None:
             return project_rule.rate, f"project {entry.project.id}"
         if client_rule is not None and client_rule.rate is not None:

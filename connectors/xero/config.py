@@ -18,7 +18,6 @@ class XeroConfig(BaseModel):
     access_token: SecretStr
     base_url: HttpUrl = HttpUrl("https://api.xero.com/api.xro/2.0")
     batch_size: int = Field(default=50, ge=1, le=100)
-    due_days: int = Field(default=30, ge=0, le=365)
     line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = "Exclusive"
     timeout_seconds: float = Field(default=60, gt=0)
     max_attempts: int = Field(default=5, ge=1, le=20)

@@ -15,17 +15,29 @@ from mapping.resolver import ContactKind, ContactRef
 
 @dataclass(frozen=True)
 class PullRequest:
-    """What to pull: entries spent on or after ``spent_from``, changed since ``updated_since``."""
+    """What to pull.
+
+    Every entry spent on or after ``spent_from`` and changed since ``updated_since`` (all of
+    them when None). If ``window`` is given and the source cannot report deletions itself,
+    the pull must also list every live entry spent within it (first to last day inclusive),
+    so the engine can tell which entries disappeared.
+    """
 
     spent_from: date
     updated_since: datetime | None
+    window: tuple[date, date] | None = None
 
 
 @runtime_checkable
 class TrackerSource(Protocol):
-    """A time tracker. ``pull`` yields every entry matching the request, paging to the end."""
+    """A time tracker. ``pull`` yields every entry matching the request, paging to the end.
+
+    ``reports_deletions``: True if an incremental pull yields deleted entries itself (with
+    ``deleted=True``); False if the engine must infer deletions from the window's listing.
+    """
 
     name: str
+    reports_deletions: bool
 
     def pull(self, request: PullRequest) -> Iterator[SourceEntry]: ...
 

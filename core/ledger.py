@@ -6,24 +6,38 @@ The ledger's primary key is the entry itself, so an entry can sit on one invoice
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
 from core.model import EntryKind, Ref, SourceEntry
+from core.money import ZERO
+from core.report import EntryChange
 from core.tables import InvoiceRow, LedgerRow, SourceEntryRow, SyncCursor
 
 
 def upsert_entries(
-    session: Session, source: str, entries: Iterable[SourceEntry], now: datetime
-) -> int:
-    """Store the latest version of each entry. Returns how many were new or changed."""
+    session: Session,
+    source: str,
+    entries: Iterable[SourceEntry],
+    now: datetime,
+    *,
+    window: tuple[date, date] | None = None,
+) -> list[EntryChange]:
+    """Store the latest version of each entry; report entries edited or deleted since seen.
+
+    With ``window``, the pull listed every live entry spent in it: a stored entry of the
+    window that the pull did not return was deleted in the tracker.
+    """
     existing = {
         row.source_id: row
         for row in session.exec(select(SourceEntryRow).where(SourceEntryRow.source == source))
     }
-    changed = 0
+    seen: set[str] = set()
+    changes: list[EntryChange] = []
     for entry in entries:
+        seen.add(entry.source_id)
         row = existing.get(entry.source_id)
         if row is None:
             row = SourceEntryRow.model_validate(
@@ -32,13 +46,35 @@ def upsert_entries(
             )
             existing[entry.source_id] = row
             session.add(row)
-            changed += 1
-        elif row.content_hash != entry.content_hash or row.source_updated_at != entry.updated_at:
+            continue
+        if row.content_hash != entry.content_hash:
+            changes.append(_change(row, entry))
+        if row.content_hash != entry.content_hash or row.source_updated_at != entry.updated_at:
             for name, value in _fields(entry, now).items():
                 setattr(row, name, value)
             session.add(row)
-            changed += 1
-    return changed
+    if window is not None:
+        first, last = window
+        for source_id, row in existing.items():
+            if source_id in seen or row.deleted or not first <= row.spent_date <= last:
+                continue
+            gone = replace(_entry(row), deleted=True, content_hash="")
+            changes.append(_change(row, gone))
+            for name, value in _fields(gone, now).items():
+                setattr(row, name, value)
+            session.add(row)
+    return changes
+
+
+def _change(row: SourceEntryRow, entry: SourceEntry) -> EntryChange:
+    return EntryChange(
+        entry=f"{row.source}:{row.source_id}",
+        change="deleted" if entry.deleted and not row.deleted else "edited",
+        client=row.client_name,
+        spent_date=row.spent_date.isoformat(),
+        hours_before=row.quantity,
+        hours_after=ZERO if entry.deleted else entry.quantity,
+    )
 
 
 def _fields(entry: SourceEntry, now: datetime) -> dict[str, object]:
@@ -62,6 +98,7 @@ def _fields(entry: SourceEntry, now: datetime) -> dict[str, object]:
         "billed_in_source": entry.billed_in_source,
         "running": entry.running,
         "deleted": entry.deleted,
+        "receipt_url": entry.receipt_url,
         "content_hash": entry.content_hash,
         "source_updated_at": entry.updated_at,
         "last_seen_at": now,
@@ -74,30 +111,32 @@ def load_entries(session: Session, source: str) -> list[SourceEntry]:
         .where(SourceEntryRow.source == source)
         .order_by(col(SourceEntryRow.spent_date), col(SourceEntryRow.source_id))
     )
-    return [
-        SourceEntry(
-            source=row.source,
-            source_id=row.source_id,
-            kind=EntryKind(row.kind),
-            spent_date=row.spent_date,
-            quantity=row.quantity,
-            unit_price=row.unit_price,
-            currency=row.currency,
-            client=Ref(row.client_id, row.client_name),
-            project=Ref(row.project_id, row.project_name),
-            task=Ref(row.task_id, row.task_name),
-            user=Ref(row.user_id, row.user_name),
-            notes=row.notes,
-            billable=row.billable,
-            approved=row.approved,
-            billed_in_source=row.billed_in_source,
-            running=row.running,
-            deleted=row.deleted,
-            updated_at=row.source_updated_at,
-            content_hash=row.content_hash,
-        )
-        for row in rows
-    ]
+    return [_entry(row) for row in rows]
+
+
+def _entry(row: SourceEntryRow) -> SourceEntry:
+    return SourceEntry(
+        source=row.source,
+        source_id=row.source_id,
+        kind=EntryKind(row.kind),
+        spent_date=row.spent_date,
+        quantity=row.quantity,
+        unit_price=row.unit_price,
+        currency=row.currency,
+        client=Ref(row.client_id, row.client_name),
+        project=Ref(row.project_id, row.project_name),
+        task=Ref(row.task_id, row.task_name),
+        user=Ref(row.user_id, row.user_name),
+        notes=row.notes,
+        billable=row.billable,
+        approved=row.approved,
+        billed_in_source=row.billed_in_source,
+        running=row.running,
+        deleted=row.deleted,
+        receipt_url=row.receipt_url,
+        updated_at=row.source_updated_at,
+        content_hash=row.content_hash,
+    )
 
 
 def get_cursor(session: Session, source: str) -> SyncCursor | None:

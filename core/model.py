@@ -62,6 +62,7 @@ class SourceEntry:
     running: bool
     updated_at: datetime
     deleted: bool = False
+    receipt_url: str | None = None
     content_hash: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

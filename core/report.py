@@ -37,6 +37,18 @@ class UnmappedItem:
 
 
 @dataclass
+class EntryChange:
+    """An entry that changed in the tracker after we had seen it: edited or deleted."""
+
+    entry: str
+    change: str
+    client: str
+    spent_date: str
+    hours_before: Decimal
+    hours_after: Decimal
+
+
+@dataclass
 class InvoiceSummary:
     key: str
     contact: str
@@ -69,6 +81,7 @@ class RunReport:
         default_factory=lambda: {reason.value: 0 for reason in PendingReason}
     )
     unmapped: list[UnmappedItem] = field(default_factory=list)
+    entries_changed: list[EntryChange] = field(default_factory=list)
     invoices: list[InvoiceSummary] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -84,6 +97,16 @@ class RunReport:
         data = json.loads(text)
         data["unmapped"] = [
             UnmappedItem(u["what"], u["entries"], Decimal(u["hours"])) for u in data["unmapped"]
+        ]
+        data["entries_changed"] = [
+            EntryChange(
+                **{
+                    **c,
+                    "hours_before": Decimal(c["hours_before"]),
+                    "hours_after": Decimal(c["hours_after"]),
+                }
+            )
+            for c in data.get("entries_changed", [])
         ]
         data["invoices"] = [
             InvoiceSummary(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -93,7 +93,8 @@ class SyncEngine:
         self._save_run(report, started, finished=None)
         bound.info("sync.start", dry_run=dry_run)
         try:
-            report.entries_pulled = sum(self._pull(source, period) for source in self._p.sources)
+            for source in self._p.sources:
+                report.entries_pulled += self._pull(source, period, report)
             directory = self._p.target.load_directory()
             remote = self._p.target.find_invoices(
                 reference_prefix(self._p.reference_prefix, self._p.name, period)
@@ -138,21 +139,26 @@ class SyncEngine:
 
     # -- 1. pull --------------------------------------------------------------------------
 
-    def _pull(self, source: TrackerSource, period: Period) -> int:
+    def _pull(self, source: TrackerSource, period: Period, report: RunReport) -> int:
         with Session(self._engine) as session:
             cursor = ledger.get_cursor(session, source.name)
         started = self._clock()
+        # Sources that cannot report deletions list the period in full, to reveal them.
+        window = None if source.reports_deletions else (period.start, period.end)
         if cursor is None or period.start < cursor.covered_from:
             spent_from = period.start if cursor is None else min(period.start, cursor.covered_from)
-            request = PullRequest(spent_from=spent_from, updated_since=None)
+            request = PullRequest(spent_from=spent_from, updated_since=None, window=window)
         else:
             request = PullRequest(
-                spent_from=cursor.covered_from, updated_since=cursor.updated_since
+                spent_from=cursor.covered_from, updated_since=cursor.updated_since, window=window
             )
         entries: list[SourceEntry] = list(source.pull(request))
         newest = max((e.updated_at for e in entries), default=None)
         with Session(self._engine) as session:
-            ledger.upsert_entries(session, source.name, entries, started)
+            changes = ledger.upsert_entries(session, source.name, entries, started, window=window)
+            report.entries_changed.extend(changes)
+            for change in changes:
+                log.info("entry.changed", **asdict(change))
             # The cursor moves in the same transaction as the entries it covers. It never passes
             # the newest change seen, nor "now" less a margin for clock skew, nor goes backward.
             mark = started - CURSOR_SAFETY

@@ -58,6 +58,7 @@ class SourceEntryRow(SQLModel, table=True):
     billed_in_source: bool
     running: bool
     deleted: bool = False
+    receipt_url: str | None = Field(default=None, sa_type=Text)
     content_hash: str = Field(max_length=64)
     source_updated_at: datetime = Field(sa_type=UTCDateTime)
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
@@ -128,6 +129,26 @@ class LedgerRow(SQLModel, table=True):
     )
     quantity: Decimal = Field(sa_type=DecimalText)
     unit_price: Decimal = Field(sa_type=DecimalText)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WritebackState(StrEnum):
+    PENDING = "pending"  # the target confirmed the invoice; the tracker has not been told
+    DONE = "done"
+    FAILED = "failed"  # tried and failed; retried on the next run
+
+
+class WritebackRow(SQLModel, table=True):
+    """Telling a tracker an entry was invoiced. Recorded with the confirmation, sent after."""
+
+    __tablename__ = "writebacks"
+
+    source: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    invoice_key: str = Field(max_length=64)
+    state: str = Field(default=WritebackState.PENDING.value, max_length=16, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -243,6 +243,39 @@ def test_edited_entry_updates_the_draft_in_place(
     assert report["invoices_updated"] == 1
     assert report["invoices_created"] == 0
     assert {inv["InvoiceID"] for inv in live_invoices(sandbox.xero.invoices)} == ids_before
+    [change] = report["entries_changed"]
+    assert change["entry"] == f"harvest:{entry['id']}" and change["change"] == "edited"
+    assert Decimal(change["hours_after"]) - Decimal(change["hours_before"]) == 1
+
+
+@pytest.mark.usefixtures("tokens")
+def test_an_entry_deleted_in_harvest_is_seen_and_leaves_the_draft(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+    mine = [
+        e
+        for e in sandbox.month.time_entries
+        if e["client"]["id"] == 5000003 and eligible(e, PERIOD)
+    ]
+    gone = mine[0]
+    sandbox.harvest.delete_entry(gone["id"])
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert [(c["entry"], c["change"]) for c in report["entries_changed"]] == [
+        (f"harvest:{gone['id']}", "deleted")
+    ]
+    assert report["invoices_updated"] == 1
+    expected = sum(
+        (Decimal(str(e["hours"])) * Decimal(str(e["billable_rate"])) for e in mine[1:]), Decimal(0)
+    )
+    contact = next(c for c in sandbox.month.xero_contacts if c.get("ContactNumber") == "HV-5000003")
+    [invoice] = [
+        inv
+        for inv in live_invoices(sandbox.xero.invoices)
+        if str(inv["Contact"]["ContactID"]).lower() == contact["ContactID"].lower()
+    ]
+    assert Decimal(str(invoice["SubTotal"])) == expected.quantize(Decimal("0.01"))
 
 
 def test_invoice_writes_are_batched_and_lookups_constant(

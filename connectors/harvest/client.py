@@ -47,6 +47,8 @@ class HarvestSource:
             }
         )
 
+    reports_deletions = False  # Harvest's updated_since never mentions deleted entries
+
     def pull(self, request: PullRequest) -> Iterator[SourceEntry]:
         first: dict[str, str] = {
             "from": request.spent_from.isoformat(),
@@ -54,6 +56,19 @@ class HarvestSource:
         }
         if request.updated_since is not None:
             first["updated_since"] = request.updated_since.isoformat().replace("+00:00", "Z")
+        yield from self._list(first)
+        if request.window is not None and request.updated_since is not None:
+            # The window's full listing, so the engine can see what was deleted.
+            start, end = request.window
+            yield from self._list(
+                {
+                    "from": start.isoformat(),
+                    "to": end.isoformat(),
+                    "per_page": str(self._config.per_page),
+                }
+            )
+
+    def _list(self, first: dict[str, str]) -> Iterator[SourceEntry]:
         params: dict[str, str] | None = first
         url: str | None = str(self._config.base_url).rstrip("/") + "/v2/time_entries"
         while url is not None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from core.invoices import InvoicePlan
-from core.model import SourceEntry
+from core.model import SourceEntry, WritebackResult
 from mapping.resolver import ContactKind, ContactRef
 
 
@@ -81,6 +81,15 @@ class PushResult:
     ok: bool
     remote: RemoteInvoice | None = None
     errors: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class InvoicedWriter(Protocol):
+    """A tracker that can be told which entries were invoiced (Clockify, Toggl; not Harvest)."""
+
+    name: str
+
+    def mark_invoiced(self, source_ids: Sequence[str]) -> WritebackResult: ...
 
 
 @runtime_checkable

@@ -11,10 +11,17 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from core.model import EntryKind, Ref, SourceEntry
+from core.model import EntryKind, Ref, SourceEntry, WritebackResult
 from core.money import ZERO
 from core.report import EntryChange
-from core.tables import InvoiceRow, LedgerRow, SourceEntryRow, SyncCursor
+from core.tables import (
+    InvoiceRow,
+    LedgerRow,
+    SourceEntryRow,
+    SyncCursor,
+    WritebackRow,
+    WritebackState,
+)
 
 
 def upsert_entries(
@@ -155,3 +162,37 @@ def invoice_rows(session: Session, profile: str) -> dict[str, InvoiceRow]:
 
 def rows_for_invoice(session: Session, key: str) -> list[LedgerRow]:
     return list(session.exec(select(LedgerRow).where(LedgerRow.invoice_key == key)))
+
+
+def pending_writebacks(session: Session, source: str, max_attempts: int = 20) -> list[str]:
+    rows = session.exec(
+        select(WritebackRow).where(
+            WritebackRow.source == source,
+            col(WritebackRow.state).in_(
+                [WritebackState.PENDING.value, WritebackState.FAILED.value]
+            ),
+            WritebackRow.attempts < max_attempts,
+        )
+    )
+    return sorted(row.source_id for row in rows)
+
+
+def record_writebacks(
+    session: Session, source: str, result: WritebackResult, now: datetime
+) -> None:
+    for source_id in result.done:
+        row = session.get(WritebackRow, (source, source_id))
+        if row is not None:
+            row.state = WritebackState.DONE.value
+            row.attempts += 1
+            row.last_error = None
+            row.updated_at = now
+            session.add(row)
+    for source_id, error in result.failed.items():
+        row = session.get(WritebackRow, (source, source_id))
+        if row is not None:
+            row.state = WritebackState.FAILED.value
+            row.attempts += 1
+            row.last_error = error[:2000]
+            row.updated_at = now
+            session.add(row)

@@ -97,3 +97,11 @@ def compute_hash(entry: SourceEntry) -> str:
     }
     raw = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class WritebackResult:
+    """Which entries a tracker now knows are invoiced (by source id), and why others failed."""
+
+    done: tuple[str, ...]
+    failed: dict[str, str]

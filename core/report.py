@@ -83,8 +83,11 @@ class RunReport:
     unmapped: list[UnmappedItem] = field(default_factory=list)
     entries_changed: list[EntryChange] = field(default_factory=list)
     invoices: list[InvoiceSummary] = field(default_factory=list)
+    writebacks_done: int = 0
+    writebacks_failed: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]

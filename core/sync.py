@@ -21,11 +21,18 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from connectors.base import AccountingTarget, Directory, PullRequest, RemoteInvoice, TrackerSource
+from connectors.base import (
+    AccountingTarget,
+    Directory,
+    InvoicedWriter,
+    PullRequest,
+    RemoteInvoice,
+    TrackerSource,
+)
 from core import ledger
 from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
-from core.model import SourceEntry
+from core.model import SourceEntry, WritebackResult
 from core.periods import Period
 from core.report import InvoiceAction, InvoiceSummary, PendingReason, RunReport, UnmappedItem
 from core.tables import (
@@ -36,6 +43,7 @@ from core.tables import (
     RunStatus,
     SyncCursor,
     SyncRunRow,
+    WritebackRow,
 )
 from mapping.resolver import ContactKind, ContactRef, MappedEntry, Resolver, Unmapped
 from mapping.rules import MappingRules
@@ -81,6 +89,7 @@ class SyncEngine:
         self._clock = clock
         self._api_calls = api_calls
         self._resolver = Resolver(profile.rules)
+        self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -112,6 +121,7 @@ class SyncEngine:
                 self._summarise(report, actions)
             else:
                 self._push(actions, report)
+                self._write_back(report)
             report.status = (
                 RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
             )
@@ -225,7 +235,18 @@ class SyncEngine:
         now = self._clock()
         for lrow in rows:
             if lrow.state == LedgerState.PUSHED.value:
-                newly += lrow.confirmed_hash is None
+                if lrow.confirmed_hash is None:
+                    newly += 1
+                    if lrow.source in self._writers:
+                        # recorded with the confirmation, so a crash can't lose it
+                        session.merge(
+                            WritebackRow(
+                                source=lrow.source,
+                                source_id=lrow.source_id,
+                                invoice_key=row.key,
+                                updated_at=now,
+                            )
+                        )
                 lrow.state = LedgerState.CONFIRMED.value
                 lrow.confirmed_hash = found.content_hash
                 lrow.updated_at = now
@@ -490,6 +511,30 @@ class SyncEngine:
                 lrow.state = LedgerState.CONFIRMED.value
                 lrow.confirmed_hash = plan.content_hash
             session.add(lrow)
+
+    # -- 5. tell the trackers -------------------------------------------------------------
+
+    def _write_back(self, report: RunReport, batch: int = 200) -> None:
+        """Mark confirmed entries invoiced in their tracker. Failures are retried next run
+        and never undo or block an invoice."""
+        for name, writer in self._writers.items():
+            with Session(self._engine) as session:
+                todo = ledger.pending_writebacks(session, name)
+            for start in range(0, len(todo), batch):
+                chunk = todo[start : start + batch]
+                try:
+                    result = writer.mark_invoiced(chunk)
+                except HourbridgeError as exc:
+                    result = WritebackResult(done=(), failed=dict.fromkeys(chunk, str(exc)))
+                with Session(self._engine) as session:
+                    ledger.record_writebacks(session, name, result, self._clock())
+                    session.commit()
+                report.writebacks_done += len(result.done)
+                report.writebacks_failed += len(result.failed)
+                for source_id, error in sorted(result.failed.items())[:20]:
+                    report.warnings.append(
+                        f"{name}: entry {source_id} not marked invoiced (will retry): {error}"
+                    )
 
     # -- report and run row --------------------------------------------------------------
 

@@ -76,6 +76,7 @@ class Column:
     label: str
     keys: tuple[str, ...]
     required: bool = False
+    alternative: str = ""  # another header that can stand in, named in messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +85,17 @@ class ExportFormat:
     title: str
     columns: Mapping[str, Column]  # role → column
 
-    def required_labels(self) -> list[str]:
-        return [c.label for c in self.columns.values() if c.required]
+    def required_labels(self) -> str:
+        """The required columns for a message: "Date", "Hours", ... ("A" or "B" for a choice)."""
+        return ", ".join(
+            f'"{c.label}"' + (f' or "{c.alternative}"' if c.alternative else "")
+            for c in self.columns.values()
+            if c.required
+        )
 
 
-def _c(label: str, *keys: str, required: bool = False) -> Column:
-    return Column(label, keys or (normalize(label)[0],), required)
+def _c(label: str, *keys: str, required: bool = False, alternative: str = "") -> Column:
+    return Column(label, keys or (normalize(label)[0],), required, alternative)
 
 
 def normalize(label: str) -> tuple[str, str | None]:
@@ -159,7 +165,13 @@ CLOCKIFY = ExportFormat(
         "end_date": _c("End Date"),
         "end_time": _c("End Time"),
         # Duration (h) is exact to the second in the Full format; Duration (decimal) is rounded
-        "duration": _c("Duration (h)", "duration (h)", "duration (decimal)", required=True),
+        "duration": _c(
+            "Duration (h)",
+            "duration (h)",
+            "duration (decimal)",
+            required=True,
+            alternative="Duration (decimal)",
+        ),
         "rate": _c("Billable Rate"),
         "amount": _c("Billable Amount"),
     },
@@ -221,14 +233,14 @@ def detect(cells: Sequence[str], wanted: FormatName | Literal["auto"]) -> Header
             return found
         raise ValueError(
             f"not a {fmt.title}: missing {_quoted(found)}; "
-            f"expected the columns {_quoted(fmt.required_labels())}"
+            f"expected the columns {fmt.required_labels()}"
         )
     for fmt in FORMATS.values():
         found = resolve(cells, fmt)
         if isinstance(found, Header):
             return found
-    expected = "; ".join(f"{f.title}: {_quoted(f.required_labels())}" for f in FORMATS.values())
-    raise ValueError(f"unknown header {_quoted(cells)}; expected the columns of a {expected}")
+    expected = "; ".join(f"{f.title} ({f.required_labels()})" for f in FORMATS.values())
+    raise ValueError(f"unknown header {_quoted(cells)}; expected the columns of one of: {expected}")
 
 
 def _quoted(labels: Iterable[str]) -> str:
@@ -302,13 +314,15 @@ def parse_hours(text: str, *, decimal_comma: bool) -> Decimal:
         return tidy(
             (Decimal(seconds) / _SECONDS_PER_HOUR).quantize(HOURS_PLACES, rounding=ROUND_HALF_UP)
         )
+    if ":" in value:
+        raise ValueError(f"not a duration: {shown(text)}")
     suffixed = _DECIMAL_HOURS.fullmatch(value)
     try:
         hours_value = parse_number(
             suffixed.group(1) if suffixed else value, decimal_comma=decimal_comma
         )
     except ValueError:
-        raise ValueError(f"not a duration: {shown(text)}") from None
+        raise ValueError(f"not a number: {shown(text)}") from None
     if hours_value < 0:
         raise ValueError(f"must not be negative: {shown(text)}")
     return hours_value

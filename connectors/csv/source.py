@@ -99,7 +99,7 @@ class CsvSource:
                 if not path.is_file():
                     raise SourceDataError(f"{self.name}: {pattern}: no such file")
                 found.setdefault(path.resolve(), None)
-        return list(found)
+        return sorted(found)
 
     def pull(self, request: PullRequest) -> Iterator[SourceEntry]:
         best: dict[str, SourceEntry] = {}
@@ -165,18 +165,19 @@ class CsvSource:
             text, skipped = rest, 1
         header_line = text.partition("\n")[0].rstrip("\r")
         header: Header | None = None
-        problem = ""
+        problems: list[tuple[int, str]] = []  # (cells, message): report the likelier split
         delimiter = delimiters[0]
         for candidate in delimiters:
             cells = next(csv.reader([header_line], delimiter=candidate), [])
             try:
                 header = detect(cells, self._config.format)
             except ValueError as exc:
-                problem = problem or str(exc)
+                problems.append((len(cells), str(exc)))
                 continue
             delimiter = candidate
             break
         if header is None:
+            problem = max(problems, key=lambda p: p[0])[1]
             raise SourceDataError(f"{label}: line {1 + skipped}: {problem}")
         rows = _records(text, delimiter, label, skipped)[1:]
         kept: list[_Row] = []
@@ -186,8 +187,8 @@ class CsvSource:
             extra = row.cells[header.width :]
             if len(row.cells) < header.width or any(cell.strip() for cell in extra):
                 raise SourceDataError(
-                    f"{label}: line {row.line}: {len(row.cells)} fields, "
-                    f"the header has {header.width}"
+                    f"{label}: line {row.line}: {len(row.cells)} fields where the header has "
+                    f"{header.width}"
                 )
             if _is_total(header, row):
                 continue

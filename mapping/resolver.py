@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
-from core.model import SourceEntry
+from core.model import EntryKind, SourceEntry
 from mapping.rules import ClientRule, MappingRules, TaskRule
 
 R = TypeVar("R")
@@ -77,11 +77,10 @@ class Resolver:
         client_rule = self._rules.clients.get(entry.client.id)
         if client_rule is None:
             missing.append(f"client {entry.client.id} {entry.client.name!r}")
-        task_rule: TaskRule | None = (
-            self._rules.tasks.get(entry.task.id) or self._rules.default_task
-        )
+        task_rule = self._task_rule(entry)
         if task_rule is None:
-            missing.append(f"task {entry.task.id} {entry.task.name!r}")
+            kind = "expense category" if entry.kind is EntryKind.EXPENSE else "task"
+            missing.append(f"{kind} {entry.task.id} {entry.task.name!r}")
         if (
             client_rule is not None
             and client_rule.currency
@@ -108,9 +107,18 @@ class Resolver:
             rate_rule=rule_name,
         )
 
+    def _task_rule(self, entry: SourceEntry) -> TaskRule | None:
+        if entry.kind is EntryKind.EXPENSE:
+            rules, default = self._rules.expense_categories, self._rules.default_expense
+        else:
+            rules, default = self._rules.tasks, self._rules.default_task
+        return _lookup(rules, entry.source, entry.task.id) or default
+
     def _rate(
         self, entry: SourceEntry, client_rule: ClientRule | None
     ) -> tuple[Decimal | None, str]:
+        if entry.kind is EntryKind.EXPENSE:  # passed on at cost; markups come with rate rules
+            return entry.unit_price, "expense"
         project_rule = _lookup(self._rules.projects, entry.source, entry.project.id)
         if project_rule is not None and project_rule.rate is not None:
             return project_rule.rate, f"project {entry.project.id}"

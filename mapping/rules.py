@@ -58,4 +58,6 @@ class MappingRules(_Rule):
     projects: dict[str, ProjectRule] = Field(default_factory=dict)
     tasks: dict[str, TaskRule] = Field(default_factory=dict)
     default_task: TaskRule | None = None
+    expense_categories: dict[str, TaskRule] = Field(default_factory=dict)
+    default_expense: TaskRule | None = None
     default_tax_type: str | None = None

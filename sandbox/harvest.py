@@ -84,7 +84,9 @@ _STATUS_TEXT = {
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INT_RE = re.compile(r"^\d{1,18}$")
-_ID_PATH_RE = re.compile(r"^/v2/(time_entries|clients|projects|tasks|users)/(\d{1,18})$")
+_ID_PATH_RE = re.compile(
+    r"^/v2/(time_entries|expenses|expense_categories|clients|projects|tasks|users)/(\d{1,18})$"
+)
 _UPDATE_TICK = timedelta(seconds=1)
 
 
@@ -234,6 +236,12 @@ _LISTINGS: dict[str, _Listing] = {
             "to",
         ),
     ),
+    "expenses": _Listing(
+        "expenses",
+        "spent_date",
+        ("user_id", "client_id", "project_id", "is_billed", "updated_since", "from", "to"),
+    ),
+    "expense_categories": _Listing("expense_categories", "id", ("is_active", "updated_since")),
     "clients": _Listing("clients", "created_at", ("is_active", "updated_since")),
     "projects": _Listing("projects", "created_at", ("is_active", "client_id", "updated_since")),
     "tasks": _Listing("tasks", "created_at", ("is_active", "updated_since")),
@@ -291,6 +299,10 @@ class FakeHarvest:
         self._failures: collections.deque[tuple[int, int | None]] = collections.deque()
         self._data: dict[str, dict[int, dict[str, Any]]] = {
             "time_entries": {int(e["id"]): copy.deepcopy(e) for e in month.time_entries},
+            "expenses": {int(e["id"]): copy.deepcopy(e) for e in month.expenses},
+            "expense_categories": {
+                int(c["id"]): copy.deepcopy(c) for c in month.expense_categories
+            },
             "clients": {int(c["id"]): copy.deepcopy(c) for c in month.clients},
             "projects": {int(p["id"]): copy.deepcopy(p) for p in month.projects},
             "tasks": {int(t["id"]): copy.deepcopy(t) for t in month.tasks},
@@ -319,13 +331,20 @@ class FakeHarvest:
             self._failures.extend([(status, retry_after)] * count)
 
     def edit_entry(self, entry_id: int, **changes: Any) -> None:
-        """Change fields of an entry and move its ``updated_at`` forward."""
+        """Change fields of a time entry and move its ``updated_at`` forward."""
+        self._edit("time_entries", entry_id, changes)
+
+    def edit_expense(self, expense_id: int, **changes: Any) -> None:
+        """Change fields of an expense and move its ``updated_at`` forward."""
+        self._edit("expenses", expense_id, changes)
+
+    def _edit(self, resource: str, entry_id: int, changes: dict[str, Any]) -> None:
         if "id" in changes:
             raise ValueError("an entry's id cannot change")
         with self._lock:
-            entries = self._data["time_entries"]
+            entries = self._data[resource]
             if entry_id not in entries:
-                raise KeyError(f"no time entry {entry_id}")
+                raise KeyError(f"no {resource} item {entry_id}")
             updated = {**entries[entry_id], **copy.deepcopy(changes)}
             if "updated_at" not in changes:
                 updated["updated_at"] = self._tick()

@@ -80,6 +80,8 @@ class AgencyMonth:
     xero_currencies: list[dict[str, Any]]
     base_currency: str = "NZD"
     unmapped_client_ids: list[int] = field(default_factory=list)
+    expense_categories: list[dict[str, Any]] = field(default_factory=list)
+    expenses: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------
@@ -873,6 +875,7 @@ def build_agency_month(spec: SeedSpec = DEFAULT_SPEC) -> AgencyMonth:
     unmapped = sorted(ctx.rng.sample([c["id"] for c in clients], n_unmapped))
     time_entries = _build_time_entries(ctx, clients, users, tasks, projects)
 
+    categories, expenses = _build_expenses(ctx, clients, projects, users)
     stamp = _ms_date(month_start - timedelta(days=30))
     return AgencyMonth(
         spec=spec,
@@ -888,7 +891,116 @@ def build_agency_month(spec: SeedSpec = DEFAULT_SPEC) -> AgencyMonth:
         xero_currencies=[{"Code": code, "Description": desc} for code, desc in _XERO_CURRENCIES],
         base_currency="NZD",
         unmapped_client_ids=unmapped,
+        expense_categories=categories,
+        expenses=expenses,
     )
+
+
+# --------------------------------------------------------------------------
+# Expenses (Harvest v2 shape). Their own random stream, so time entries stay as they were.
+# --------------------------------------------------------------------------
+
+_EXPENSE_CATEGORIES: tuple[tuple[str, int | None, str | None], ...] = (
+    # name, unit price in cents (None: a flat amount), unit name
+    ("Mileage", 95, "km"),
+    ("Travel", None, None),
+    ("Software licences", None, None),
+    ("Printing", 45, "page"),
+)
+
+
+def _cents(cents: int) -> float:
+    """An amount in cents as the JSON number Harvest sends (at most two decimals)."""
+    return float((Decimal(cents) * _CENT).quantize(_CENT))
+
+
+def _build_expenses(
+    ctx: _Context,
+    clients: list[dict[str, Any]],
+    projects: list[dict[str, Any]],
+    users: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    spec, period_start, period_end = ctx.spec, ctx.period_start, ctx.period_end
+    rng = random.Random(spec.seed + 7919)
+    categories = [
+        {
+            "id": 4100001 + i,
+            "name": name,
+            "unit_name": unit,
+            "unit_price": None if cents is None else _cents(cents),
+            "is_active": True,
+        }
+        for i, (name, cents, unit) in enumerate(_EXPENSE_CATEGORIES)
+    ]
+    by_client = {c["id"]: c for c in clients}
+    expenses: list[dict[str, Any]] = []
+    days = _days(period_start, period_end)
+    count = max(4, spec.entries // 25)
+    for i in range(count):
+        project = projects[rng.randrange(len(projects))]
+        client = by_client[project["client"]["id"]]
+        user = users[rng.randrange(len(users))]
+        category = categories[rng.randrange(len(categories))]
+        day = days[rng.randrange(len(days))]
+        unit_cents = _EXPENSE_CATEGORIES[categories.index(category)][1]
+        if unit_cents is None:
+            units = None
+            total_cents = rng.randrange(20, 900) * 100  # whole currency units
+        else:
+            units = rng.randrange(1, 60) * 10
+            total_cents = units * unit_cents
+        roll = rng.random()
+        billable = roll > 0.1
+        approved = roll > 0.2
+        billed = approved and billable and rng.random() < 0.05
+        created = _at(day, 17 * 60 + rng.randrange(120))
+        receipt = (
+            {
+                "url": f"https://files.example/receipts/{4200001 + i}.pdf",
+                "file_name": f"receipt-{4200001 + i}.pdf",
+                "file_size": 20_000 + rng.randrange(200_000),
+                "content_type": "application/pdf",
+            }
+            if unit_cents is None
+            else None
+        )
+        expenses.append(
+            {
+                "id": 4200001 + i,
+                "notes": rng.choice(["Client visit", "Taxi to workshop", "Annual licence", None]),
+                "total_cost": _cents(total_cents),
+                "units": units,
+                "is_closed": approved,
+                "is_locked": approved,
+                "is_billed": billed,
+                "locked_reason": "Item Approved and Locked for this Time Period"
+                if approved
+                else None,
+                "spent_date": day.isoformat(),
+                "created_at": _ts(created),
+                "updated_at": _ts(created + timedelta(days=2)),
+                "billable": billable,
+                "receipt": receipt,
+                "user": {"id": user["id"], "name": f"{user['first_name']} {user['last_name']}"},
+                "user_assignment": None,
+                "project": {"id": project["id"], "name": project["name"], "code": project["code"]},
+                "expense_category": {
+                    "id": category["id"],
+                    "name": category["name"],
+                    "unit_price": category["unit_price"],
+                    "unit_name": category["unit_name"],
+                },
+                "client": {
+                    "id": client["id"],
+                    "name": client["name"],
+                    "currency": client["currency"],
+                },
+                "invoice": {"id": 9100000 + client["id"] % 1000, "number": "H-EXP"}
+                if billed
+                else None,
+            }
+        )
+    return categories, expenses
 
 
 def harvest_time_entry_ids_by_status(month: AgencyMonth) -> dict[str, list[int]]:

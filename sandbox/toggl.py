@@ -55,9 +55,17 @@ from sandbox.tracker_seed import TogglData
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["SANDBOX_TOGGL_CREDENTIAL", "FakeToggl", "LeakyBucket", "TogglSettings"]
+__all__ = [
+    "SANDBOX_TOGGL_CREDENTIAL",
+    "SANDBOX_TOGGL_TOKEN",
+    "FakeToggl",
+    "LeakyBucket",
+    "TogglSettings",
+]
 
+#: The API token the fake accepts unless settings say otherwise.
 SANDBOX_TOGGL_CREDENTIAL = "sandbox-toggl-token"
+SANDBOX_TOGGL_TOKEN = SANDBOX_TOGGL_CREDENTIAL
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 

@@ -31,6 +31,7 @@ tag ``approved`` and invoicing with the tag ``invoiced``.
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -347,11 +348,16 @@ def _times(rng: random.Random, slot: _Slot) -> tuple[datetime, int]:
     return _at(slot.day, start_minute), minutes
 
 
+@functools.lru_cache(maxsize=8)
+def _harvest_clients(spec: SeedSpec) -> tuple[tuple[str, str], ...]:
+    """The Harvest seed's client names and currencies (the month is built once per spec)."""
+    return tuple((str(c["name"]), str(c["currency"])) for c in build_agency_month(spec).clients)
+
+
 def _pick_clients(spec: SeedSpec, start: int, count: int) -> list[tuple[str, str]]:
     """Names and currencies of ``count`` Harvest clients from ``start`` (wrapping)."""
-    harvest = build_agency_month(spec).clients
-    picked = [harvest[(start + k) % len(harvest)] for k in range(min(count, len(harvest)))]
-    return [(str(c["name"]), str(c["currency"])) for c in picked]
+    harvest = _harvest_clients(spec)
+    return [harvest[(start + k) % len(harvest)] for k in range(min(count, len(harvest)))]
 
 
 def _users(rng: random.Random, count: int, name_offset: int) -> list[tuple[str, str, str]]:

@@ -49,14 +49,24 @@ def eligible(entry: dict[str, Any], period: str) -> bool:
     )
 
 
+def eligible_expense(expense: dict[str, Any], period: str) -> bool:
+    return (
+        expense["is_closed"]
+        and expense["billable"]
+        and not expense["is_billed"]
+        and str(expense["spent_date"]).startswith(period)
+    )
+
+
 def expected_subtotals(
     month: AgencyMonth,
     *,
     period: str = "2026-10",
     clients: Iterable[int],
     tasks: Iterable[int],
+    expenses: bool = True,
 ) -> dict[int, Decimal]:
-    """Σ hours × rate per client, to the cent, straight from the seed data."""
+    """Σ hours × rate (+ expenses at cost) per client, to the cent, straight from the seed."""
     wanted_clients, wanted_tasks = set(clients), set(tasks)
     sums: dict[int, Decimal] = defaultdict(Decimal)
     for e in month.time_entries:
@@ -64,6 +74,9 @@ def expected_subtotals(
             continue
         if e["client"]["id"] in wanted_clients and e["task"]["id"] in wanted_tasks:
             sums[e["client"]["id"]] += Decimal(str(e["hours"])) * Decimal(str(e["billable_rate"]))
+    for x in month.expenses if expenses else []:
+        if eligible_expense(x, period) and x["client"]["id"] in wanted_clients:
+            sums[x["client"]["id"]] += Decimal(str(x["total_cost"]))
     return {c: v.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) for c, v in sums.items()}
 
 

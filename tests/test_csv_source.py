@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -17,11 +18,14 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlmodel import Session
 
-from connectors.base import PullRequest
+from connectors.base import PullRequest, TrackerSource
 from connectors.csv import CONNECTOR, CsvConfig, CsvSource
 from connectors.csv.formats import parse_date, parse_hours, parse_time
 from connectors.registry import BuildContext
+from core import ledger
+from core.db import open_database
 from core.errors import SourceDataError
 from core.http import CallCounter
 from core.model import EntryKind, SourceEntry
@@ -229,7 +233,7 @@ def test_explicit_format_wins_and_names_what_is_missing() -> None:
         pull("toggl-october.csv", format="harvest")
     message = str(err.value)
     assert message.startswith("toggl-october.csv: line 1: not a Harvest detailed time report:")
-    assert 'missing "Date", "Notes", "Hours", "Billable?", "Invoiced?"' in message
+    assert 'missing "Date", "Notes", "Hours", "Invoiced?", "First Name", "Last Name";' in message
 
 
 def test_unknown_header_lists_the_expected_columns() -> None:
@@ -370,7 +374,8 @@ def test_ambiguous_dates_need_date_order() -> None:
     )
     dmy = pull("clockify-ambiguous-dates.csv", base_dir=BROKEN, date_order="dmy")
     assert [e.spent_date for e in dmy] == [date(2026, 10, 3), date(2026, 10, 5)]
-    mdy = pull("clockify-ambiguous-dates.csv", base_dir=BROKEN, date_order="mdy")
+    year = PullRequest(date(2026, 1, 1), None)
+    mdy = pull("clockify-ambiguous-dates.csv", base_dir=BROKEN, date_order="mdy", request=year)
     assert [e.spent_date for e in mdy] == [date(2026, 3, 10), date(2026, 5, 10)]
 
 
@@ -416,6 +421,14 @@ def test_text_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
     assert str(err.value).startswith("latin1.csv: line 2: not UTF-8 text")
 
 
+def test_blank_lines_and_a_trailing_totals_line_are_skipped(tmp_path: Path) -> None:
+    text = (FIXTURES / "clockify-october.csv").read_text(encoding="utf-8-sig")
+    totals = "Total,,,,,,,,,,,,,05:02:00,5.03,,182.67\n"
+    (tmp_path / "totals.csv").write_text(text + "\n" + totals + "\n", encoding="utf-8")
+    got = [e.source_id for e in pull("totals.csv", base_dir=tmp_path)]
+    assert got == [e.source_id for e in pull("clockify-october.csv")]
+
+
 def test_excel_separator_hint_line(tmp_path: Path) -> None:
     text = (FIXTURES / "clockify-semicolon.csv").read_text(encoding="utf-8")
     (tmp_path / "hinted.csv").write_text("sep=;\n" + text, encoding="utf-8")
@@ -440,18 +453,63 @@ def test_spent_from_filters_by_the_row_date() -> None:
     assert len(pull("toggl-october.csv", request=since)) == 6
 
 
+def test_the_window_is_listed_in_full_because_deletions_are_not_reported() -> None:
+    source = CsvSource("exports", config("toggl-october.csv"), base_dir=FIXTURES)
+    assert isinstance(source, TrackerSource)
+    assert source.reports_deletions is False
+    october = (date(2026, 10, 1), date(2026, 10, 31))
+    late = PullRequest(date(2026, 10, 6), datetime(2026, 10, 20, tzinfo=UTC), window=october)
+    assert len(list(source.pull(late))) == 6  # the whole window, not only from the 6th
+    september = PullRequest(date(2026, 10, 1), None, window=(date(2026, 9, 1), date(2026, 9, 30)))
+    assert "Moodboard" in {e.notes for e in source.pull(september)}
+
+
+def test_the_ledger_sees_an_edit_as_an_edit_and_a_removed_row_as_deleted(
+    db_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "october.csv"
+    shutil.copyfile(FIXTURES / "toggl-october.csv", export)
+    source = CsvSource("exports", config("*.csv"), base_dir=tmp_path)
+    october = (date(2026, 10, 1), date(2026, 10, 31))
+    request = PullRequest(date(2026, 10, 1), None, window=october)
+    engine = open_database(db_url)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    try:
+        with Session(engine) as session:
+            assert ledger.upsert_entries(session, "exports", source.pull(request), now) == []
+            session.commit()
+        lines = export.read_bytes().decode("utf-8-sig").split("\r\n")
+        second_standup = [i for i, line in enumerate(lines) if "Daily standup" in line][1]
+        del lines[second_standup]
+        edited = "\r\n".join(lines).replace("Timesheets,No,", "Timesheets,Yes,")
+        export.write_bytes(edited.encode("utf-8"))
+        with Session(engine) as session:
+            changes = ledger.upsert_entries(
+                session, "exports", source.pull(request), now, window=october
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+    assert sorted((c.change, c.client, c.entry.rsplit("-", 1)[1]) for c in changes) == [
+        ("deleted", CAFE, "1"),  # one of the two identical standups left the export
+        ("edited", "Internal", "0"),  # billable changed: the same entry, edited
+    ]
+
+
 def test_paths_are_files_or_globs_relative_to_base_dir() -> None:
     assert len(pull("harvest-*.csv", approved="column")) == 6
     source = CsvSource("exports", config("**/harvest-*.csv"), base_dir=FIXTURES)
     assert [p.name for p in source.files()] == ["harvest-bad-hours.csv", "harvest-october.csv"]
     assert pull("nothing-*.csv") == []
-    with pytest.raises(SourceDataError, match="exports: missing.csv: no such file"):
+    with pytest.raises(SourceDataError) as err:
         pull("missing.csv")
+    assert str(err.value) == "exports: missing.csv: no such file"
 
 
 def test_config_is_validated() -> None:
     good = config("a.csv")
     assert good.format == "auto" and good.date_order == "auto"
+    bad: dict[str, Any]
     for bad in (
         {"timezone": "Mars/Olympus"},
         {"currency": "euro"},
@@ -505,7 +563,7 @@ def test_duration_and_time_errors() -> None:
         ("-1", 'must not be negative: "-1"'),
         ("", "empty"),
     ):
-        with pytest.raises(ValueError, match="^" + message + "$"):
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
             parse_hours(bad, decimal_comma=False)
     assert parse_time("02:00:00 PM") == "14:00:00"
     assert parse_time("12:05 am") == "00:05:00"

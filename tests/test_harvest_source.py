@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
@@ -42,6 +43,7 @@ def source(
     token: str = "sandbox-harvest-token",
     slept: list[float] | None = None,
     attempts: int = 4,
+    expenses: bool = False,
 ) -> tuple[HarvestSource, CallCounter]:
     config = HarvestConfig(
         type="harvest",
@@ -49,6 +51,7 @@ def source(
         access_token=SecretStr(token),
         base_url=server.url,
         per_page=per_page,
+        expenses=expenses,
     )
     calls = CallCounter()
     sleeps = slept if slept is not None else []
@@ -124,3 +127,21 @@ def test_updated_since_is_sent_in_utc(fake: tuple[FakeHarvest, RunningServer]) -
     src, _ = source(server)
     future = datetime(2030, 1, 1, tzinfo=UTC)
     assert list(src.pull(PullRequest(FROM, future))) == []
+
+
+def test_expenses_come_through_the_same_pull_with_receipts_and_exact_amounts(
+    fake: tuple[FakeHarvest, RunningServer], month: AgencyMonth
+) -> None:
+    _harvest, server = fake
+    src, _ = source(server, expenses=True)
+    pulled = [e for e in src.pull(PullRequest(FROM, None)) if e.kind.value == "expense"]
+    assert len(pulled) == len(month.expenses)
+    by_id = {e.source_id: e for e in pulled}
+    for raw in month.expenses:
+        entry = by_id[f"expense-{raw['id']}"]
+        assert entry.quantity * (entry.unit_price or 0) == Decimal(str(raw["total_cost"]))
+        assert entry.approved is raw["is_closed"] and entry.billable is raw["billable"]
+        if raw["units"] is not None:
+            assert entry.quantity == Decimal(str(raw["units"]))
+        assert entry.receipt_url == (raw["receipt"] or {}).get("url")
+        assert entry.task.name == raw["expense_category"]["name"]

@@ -15,6 +15,7 @@ from tests.conftest import FAST_HARVEST, FAST_XERO, sandbox_config, write_config
 from tests.helpers import (
     client_of_contact,
     eligible,
+    eligible_expense,
     expected_subtotals,
     invoices_per_contact,
     live_invoices,
@@ -59,6 +60,10 @@ def test_sync_pushes_one_draft_per_contact_with_exact_totals_and_rerun_creates_n
         1
         for e in sandbox.month.time_entries
         if eligible(e, PERIOD) and e["client"]["id"] in expected and e["task"]["id"] in TASKS
+    ) + sum(
+        1
+        for x in sandbox.month.expenses
+        if eligible_expense(x, PERIOD) and x["client"]["id"] in expected
     )
     assert report["entries_billed"] == billable
 
@@ -80,10 +85,13 @@ def test_pending_entries_are_counted_by_reason(
     report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
     # The first pull starts at the period; what it sees of later months counts as out_of_period
     # when it would otherwise be billable. Reasons are counted for the period's own entries.
-    seen = [e for e in sandbox.month.time_entries if e["spent_date"] >= "2026-10-01"]
+    expenses_as_entries = [x | {"is_running": False} for x in sandbox.month.expenses]
+    everything = sandbox.month.time_entries + expenses_as_entries
+    seen = [e for e in everything if e["spent_date"] >= "2026-10-01"]
     inside = [e for e in seen if e["spent_date"].startswith(PERIOD)]
     pending = report["entries_pending"]
     assert pending["running"] == sum(1 for e in inside if e["is_running"]) == 1
+    assert len(expenses_as_entries) > 0
     assert pending["non_billable"] == sum(
         1 for e in inside if not e["is_running"] and not e["billable"]
     )
@@ -116,6 +124,10 @@ def test_unmapped_clients_are_named_and_billed_once_mapped(
         e["client"]["id"]
         for e in month.time_entries
         if eligible(e, PERIOD) and e["client"]["id"] in month.unmapped_client_ids
+    ) + Counter(
+        x["client"]["id"]
+        for x in month.expenses
+        if eligible_expense(x, PERIOD) and x["client"]["id"] in month.unmapped_client_ids
     )
     assert waiting, "the seed must give unmapped clients some billable entries"
     reported = {item["what"]: item["entries"] for item in report["unmapped"]}
@@ -266,9 +278,8 @@ def test_an_entry_deleted_in_harvest_is_seen_and_leaves_the_draft(
         (f"harvest:{gone['id']}", "deleted")
     ]
     assert report["invoices_updated"] == 1
-    expected = sum(
-        (Decimal(str(e["hours"])) * Decimal(str(e["billable_rate"])) for e in mine[1:]), Decimal(0)
-    )
+    before = expected_subtotals(sandbox.month, clients=[5000003], tasks=TASKS)[5000003]
+    expected = before - Decimal(str(gone["hours"])) * Decimal(str(gone["billable_rate"]))
     contact = next(c for c in sandbox.month.xero_contacts if c.get("ContactNumber") == "HV-5000003")
     [invoice] = [
         inv
@@ -355,6 +366,9 @@ def test_a_draft_left_without_billable_entries_is_deleted_and_its_entries_releas
     config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
     assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
     client = 5000005
+    for x in sandbox.month.expenses:
+        if x["client"]["id"] == client:
+            sandbox.harvest.edit_expense(x["id"], billable=False)
     mine = [
         e for e in sandbox.month.time_entries if e["client"]["id"] == client and eligible(e, PERIOD)
     ]

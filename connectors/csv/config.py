@@ -20,7 +20,10 @@ class CsvConfig(BaseModel):
     approved (a non-billable row never is).
 
     ``currency`` is used when neither ``client_currencies`` nor the export names one (Harvest's
-    "Currency" column, or a header suffix such as "Billable Rate (USD)").
+    "Currency" column, or a header suffix such as "Billable Rate (USD)" or "Amount (USD)").
+    A rate read from the file must be in the client's currency: a client_currencies entry that
+    contradicts the file's stated currency on a rated row is an error, not a silent choice.
+    A blank or zero rate in the file counts as no rate: ``default_rate`` applies.
 
     ``date_order`` only matters for slash/dash/dot dates such as 03/04/2026, which Clockify and
     Toggl write in the exporting user's date format: ``"auto"`` decides per file from a date

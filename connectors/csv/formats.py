@@ -8,10 +8,11 @@ Toggl Track, Reports → Detailed → Export → CSV::
     User,Email,Client,Project,Task,Description,Billable,Start date,Start time,End date,
     End time,Duration,Tags,Amount (USD)
 
-  UTF-8 with a BOM; dates YYYY-MM-DD in the default profile setting (the profile's date
-  format otherwise), times HH:MM:SS, Duration in the profile's duration format ("Improved"
-  01:30:00 by default; "Decimal" 1.50; "Classic" writes 47:06 min under an hour). No rate
-  column: the amount is not divided back into a rate.
+  UTF-8 with a BOM; dates YYYY-MM-DD (other profile date formats are read too), times
+  HH:MM:SS, Duration in the profile's duration format ("Improved" 01:30:00; "Decimal" 1.50,
+  perhaps "1.50 h"; "Classic" shows 47:06 min under an hour; the last two are read on the
+  strength of how Toggl displays them, not from an export seen). No rate column: the amount
+  is not divided back into a rate (it is rounded to cents).
 
 Harvest, Reports → Detailed time report → Export → CSV::
 
@@ -32,21 +33,31 @@ Clockify, Reports → Detailed → Export → Save as CSV::
   or 2024-01-15 and 09:00:00); "Duration (h)" in the workspace duration format: Full
   (hh:mm:ss), Compact (h:mm) or Decimal (h.hh); "Duration (decimal)" rounded to 2 places.
 
-All three write commas. A semicolon file (Excel re-saving in a locale whose decimal mark is a
-comma) is accepted too, and then numbers use a decimal comma.
+All three write commas. A semicolon file (a spreadsheet re-saving in a locale whose decimal
+mark is a comma) is accepted too, and then numbers use a decimal comma.
 
-Sources (read 2026): Toggl support, "Editing and uploading a CSV file" (the import columns are
-those of the Detailed report CSV export; comma-separated, UTF-8; "make sure your Profile has
-the Duration format set to Improved"); Harvest support, "Importing and exporting data" (the
-detailed time report export can be re-imported; commas only) and "Members: Timesheet
-settings" (reports always in decimal hours); Clockify help, "Duration format" (Full, Compact,
-Decimal are used to "see, enter, and export time") and "Import timesheets" / "CSV file import
-issues" (the detailed report export is the import template; date, time and duration follow
-the profile and workspace settings; commas). The exact header lines were cross-checked
-against exports quoted in public repositories: a Toggl header with a leading UTF-8 BOM
-("\\ufeffUser,Email,...,Amount ()"), Harvest exports with the money columns and "Euro - EUR",
-and a Clockify export (gist mdnurahmed/cd65d2d1...) with 12-hour times and MM/DD/YYYY dates.
-No evidence was found that any of the three writes UTF-16; it is accepted when a BOM says so.
+Sources (read 2026; the header lines above are the exports as quoted in public code, the
+formats as the vendors document them):
+
+- Toggl: support.toggl.com/import-and-export/csv-import/editing-and-uploading-a-csv-file
+  (the import takes the Detailed report CSV export's columns; commas; UTF-8; "make sure your
+  Profile has the Duration format set to Improved"); a Toggl header quoted with its BOM as
+  "\ufeffUser,Email,...,Tags,Amount ()" by a validator's tests in public code.
+- Harvest: support.getharvest.com/hc/en-us/articles/360048685111 (Importing and exporting
+  data: the detailed time report export can be re-imported; commas only; dates YYYY-MM-DD or
+  M/D/YYYY) and .../articles/4405577837709 (Members: Timesheet settings: reports always show
+  decimal hours); the full header with the money columns and "Euro - EUR" as quoted by
+  public code citing Harvest's "Detailed time and detailed expense reports" article (not
+  itself in the searchable corpus).
+- Clockify: clockify.me/help/track-time-and-expenses/duration-format (Full, Compact and
+  Decimal are how you "see, enter, and export time"), clockify.me/help/troubleshooting/
+  file-import-issues and the "Import timesheets" article (the detailed report export is the
+  import template; date, time and duration follow the profile and workspace settings;
+  commas, not semicolons); an export in gist.github.com/mdnurahmed/
+  cd65d2d141f3b29d0fe1a47f130a5484 (12-hour times, MM/DD/YYYY, "Billable Rate (USD)").
+
+No evidence was found that any of the three writes UTF-16 or semicolons; both are accepted
+anyway (UTF-16 only with a BOM), for files re-saved by a spreadsheet.
 """
 
 from __future__ import annotations

@@ -5,7 +5,15 @@ A file is parsed and checked whole before anything is yielded, so a bad row fail
 with a one-line ``SourceDataError`` (file, 1-based line, column) and yields nothing.
 
 ``updated_since`` is ignored: a file has no change feed, so every pull re-reads everything and
-the ledger's content hashes tell what changed. ``updated_at`` is the file's modification time.
+the ledger's content hashes tell what changed. Deletions are not reported
+(``reports_deletions`` is False): every pull lists every row from ``spent_from`` on and every
+row of ``window``, so the engine retires a row that left the files. The files are therefore
+the whole truth for the period: keep every export that covers it (the month's, or all of its
+weeks), not only the latest week.
+
+``updated_at`` is the file's modification time (UTC). The three exports write local
+wall-clock dates and times already (in the configured ``timezone``), so ``spent_date`` is the
+row's start date as written, with no conversion.
 
 Identity. The exports carry no row id, so ``source_id`` is derived from what identifies a row:
 its start date, start time, end date, end time, client, project, task, user, description and
@@ -16,8 +24,9 @@ rows: ``<digest>-0``, ``<digest>-1``, ... in file order. So re-importing a file 
 ids; a weekly export and the month's export give the same ids to the rows they share,
 whatever the order; two identical 1h rows stay two entries. Flags, rates and amounts are not
 part of the identity: changing them is an edit of the same entry. Changing an identifying
-field in the tracker makes a new entry, and the old one is not reported as deleted (the
-export cannot say so): do not keep a superseded export next to a newer one that was edited.
+field in the tracker makes a new entry, and the old one disappears from the listing (so the
+engine retires it) unless a superseded export still holds it: do not keep an older export that
+overlaps a newer one after entries were edited in the tracker.
 
 When several files hold the same id, the entry from the most recently modified file wins
 (the later path on a tie), and each id is yielded once.
@@ -79,6 +88,8 @@ class _CellError(Exception):
 class CsvSource:
     """Time entries from detailed-report CSV exports of Toggl Track, Harvest or Clockify."""
 
+    reports_deletions = False  # a row removed from the export is simply absent: list in full
+
     def __init__(self, name: str, config: CsvConfig, *, base_dir: Path) -> None:
         self.name = name
         self._config = config
@@ -102,10 +113,14 @@ class CsvSource:
         return sorted(found)
 
     def pull(self, request: PullRequest) -> Iterator[SourceEntry]:
+        """Every row spent on or after ``spent_from`` or within ``window``, each id once."""
         best: dict[str, SourceEntry] = {}
         for path in self.files():
             for entry in self.read(path):
-                if entry.spent_date < request.spent_from:
+                in_window = request.window is not None and (
+                    request.window[0] <= entry.spent_date <= request.window[1]
+                )
+                if entry.spent_date < request.spent_from and not in_window:
                     continue
                 current = best.get(entry.source_id)
                 if current is None or entry.updated_at >= current.updated_at:

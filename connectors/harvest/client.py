@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
 
 from connectors.base import PullRequest
 from connectors.harvest.config import HarvestConfig
-from connectors.harvest.parse import parse_time_entry
+from connectors.harvest.parse import parse_expense, parse_time_entry
 from core.errors import SourceDataError, TransientError
 from core.http import CallCounter, RetryPolicy, raise_for
 from core.model import SourceEntry
@@ -56,28 +56,33 @@ class HarvestSource:
         }
         if request.updated_since is not None:
             first["updated_since"] = request.updated_since.isoformat().replace("+00:00", "Z")
-        yield from self._list(first)
-        if request.window is not None and request.updated_since is not None:
-            # The window's full listing, so the engine can see what was deleted.
-            start, end = request.window
-            yield from self._list(
-                {
-                    "from": start.isoformat(),
-                    "to": end.isoformat(),
-                    "per_page": str(self._config.per_page),
-                }
-            )
+        listings: list[tuple[str, Callable[[str, object], SourceEntry]]] = [
+            ("time_entries", parse_time_entry)
+        ]
+        if self._config.expenses:
+            listings.append(("expenses", parse_expense))
+        for resource, parse in listings:
+            yield from self._list(resource, parse, first)
+            if request.window is not None and request.updated_since is not None:
+                # The window's full listing, so the engine can see what was deleted.
+                start, end = request.window
+                window = {"from": start.isoformat(), "to": end.isoformat()}
+                yield from self._list(
+                    resource, parse, window | {"per_page": str(self._config.per_page)}
+                )
 
-    def _list(self, first: dict[str, str]) -> Iterator[SourceEntry]:
+    def _list(
+        self, resource: str, parse: Callable[[str, object], SourceEntry], first: dict[str, str]
+    ) -> Iterator[SourceEntry]:
         params: dict[str, str] | None = first
-        url: str | None = str(self._config.base_url).rstrip("/") + "/v2/time_entries"
+        url: str | None = f"{str(self._config.base_url).rstrip('/')}/v2/{resource}"
         while url is not None:
             page = self._get(url, params)
-            entries = page.get("time_entries")
+            entries = page.get(resource)
             if not isinstance(entries, list):
-                raise SourceDataError(f"{self.name}: page without a time_entries list: {url}")
+                raise SourceDataError(f"{self.name}: page without a {resource} list: {url}")
             for raw in entries:
-                yield parse_time_entry(self.name, raw)
+                yield parse(self.name, raw)
             links = page.get("links") or {}
             url = links.get("next") if isinstance(links, dict) else None
             params = None  # links.next carries every parameter: follow it exactly as given

@@ -20,5 +20,6 @@ class HarvestConfig(BaseModel):
         default="hourbridge (https://github.com/hourbridge/hourbridge)", min_length=3
     )
     per_page: int = Field(default=2000, ge=1, le=2000)
+    expenses: bool = Field(default=True, description="pull expenses as well as time entries")
     timeout_seconds: float = Field(default=30, gt=0)
     max_attempts: int = Field(default=5, ge=1, le=20)

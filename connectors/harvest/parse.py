@@ -42,21 +42,13 @@ def parse_time_entry(source: str, raw: object) -> SourceEntry:
         if updated.tzinfo is None:
             raise ValueError("updated_at has no timezone")
         field = "client"
-        client_raw = raw.get("client")
-        currency = client_raw.get("currency") if isinstance(client_raw, dict) else None
-        if not (isinstance(currency, str) and len(currency) == 3):
-            raise ValueError("client.currency must be a 3-letter code")
-        flags = {}
-        for flag in ("billable", "is_closed", "is_billed", "is_running"):
-            field = flag
-            value = raw.get(flag)
-            if not isinstance(value, bool):
-                raise ValueError(f"{flag} must be true or false")
-            flags[flag] = value
+        currency = _currency(raw)
+        field = "flags"
+        flags = _flags(raw, ("billable", "is_closed", "is_billed", "is_running"))
     except KeyError as exc:
         raise SourceDataError(f"{where}: missing field {exc.args[0]!r}") from None
     except ValueError as exc:
-        raise SourceDataError(f"{where}: field {field!r}: {exc}") from None
+        raise SourceDataError(f"{where}: field {getattr(exc, 'field', field)!r}: {exc}") from None
     return SourceEntry(
         source=source,
         source_id=str(entry_id),
@@ -76,3 +68,90 @@ def parse_time_entry(source: str, raw: object) -> SourceEntry:
         running=flags["is_running"],
         updated_at=updated,
     )
+
+
+def parse_expense(source: str, raw: object) -> SourceEntry:
+    """Parse one Harvest expense. Unit-priced ones keep units × unit price; others are 1 × total."""
+    if not isinstance(raw, dict):
+        raise SourceDataError(f"{source}: expense is not an object: {str(raw)[:80]!r}")
+    expense_id = raw.get("id")
+    where = f"{source}: expense {expense_id}"
+    if not isinstance(expense_id, int):
+        raise SourceDataError(f"{where}: field 'id' must be an integer")
+    field = "?"
+    try:
+        field = "spent_date"
+        spent = date.fromisoformat(str(raw["spent_date"]))
+        field = "total_cost"
+        total = to_decimal(raw["total_cost"], what="total_cost")
+        field = "expense_category"
+        category = raw["expense_category"]
+        if not isinstance(category, dict):
+            raise ValueError("must be an object")
+        unit_price_raw = category.get("unit_price")
+        units_raw = raw.get("units")
+        quantity, unit_price = Decimal(1), total
+        if units_raw is not None and unit_price_raw is not None:
+            field = "units"
+            units = to_decimal(units_raw, what="units")
+            price = to_decimal(unit_price_raw, what="unit_price")
+            if units * price == total:
+                quantity, unit_price = units, price
+        field = "updated_at"
+        updated = datetime.fromisoformat(str(raw["updated_at"]).replace("Z", "+00:00"))
+        if updated.tzinfo is None:
+            raise ValueError("updated_at has no timezone")
+        field = "client"
+        currency = _currency(raw)
+        flags = _flags(raw, ("billable", "is_closed", "is_billed"))
+    except KeyError as exc:
+        raise SourceDataError(f"{where}: missing field {exc.args[0]!r}") from None
+    except ValueError as exc:
+        raise SourceDataError(f"{where}: field {getattr(exc, 'field', field)!r}: {exc}") from None
+    receipt = raw.get("receipt")
+    return SourceEntry(
+        source=source,
+        source_id=f"expense-{expense_id}",
+        kind=EntryKind.EXPENSE,
+        spent_date=spent,
+        quantity=quantity,
+        unit_price=unit_price,
+        currency=currency,
+        client=_ref(raw, "client", where),
+        project=_ref(raw, "project", where),
+        task=_ref(raw, "expense_category", where),
+        user=_ref(raw, "user", where),
+        notes=str(raw.get("notes") or ""),
+        billable=flags["billable"],
+        approved=flags["is_closed"],
+        billed_in_source=flags["is_billed"],
+        running=False,
+        updated_at=updated,
+        receipt_url=str(receipt["url"])
+        if isinstance(receipt, dict) and receipt.get("url")
+        else None,
+    )
+
+
+def _currency(raw: dict[str, Any]) -> str:
+    client = raw.get("client")
+    currency = client.get("currency") if isinstance(client, dict) else None
+    if not (isinstance(currency, str) and len(currency) == 3):
+        raise ValueError("client.currency must be a 3-letter code")
+    return currency
+
+
+class _FieldError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _flags(raw: dict[str, Any], names: tuple[str, ...]) -> dict[str, bool]:
+    flags = {}
+    for flag in names:
+        value = raw.get(flag)
+        if not isinstance(value, bool):
+            raise _FieldError(flag, f"must be true or false, got {value!r}")
+        flags[flag] = value
+    return flags

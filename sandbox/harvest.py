@@ -355,6 +355,11 @@ class FakeHarvest:
             if self._data["time_entries"].pop(entry_id, None) is None:
                 raise KeyError(f"no time entry {entry_id}")
 
+    def delete_expense(self, expense_id: int) -> None:
+        with self._lock:
+            if self._data["expenses"].pop(expense_id, None) is None:
+                raise KeyError(f"no expense {expense_id}")
+
     def add_entry(self, entry: dict[str, Any]) -> None:
         """Add a time entry: a full Harvest object; missing timestamps become "now"."""
         for required in ("id", "spent_date"):

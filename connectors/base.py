@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from core.invoices import InvoicePlan
 from core.model import SourceEntry, WritebackResult
+from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
 
 
@@ -52,10 +53,12 @@ class RemoteContact:
 
 @dataclass(frozen=True)
 class Directory:
-    """The target's contacts and item codes, fetched once per run."""
+    """The target's contacts and item codes (and tax codes where checked), fetched once."""
 
     contacts: dict[ContactRef, RemoteContact]
     item_codes: frozenset[str]
+    tax_codes: frozenset[str] | None = None  # None: the target validates tax codes itself
+    requires_item: bool = False  # every line needs an item (QuickBooks), not just an account
 
     def contact(self, ref: ContactRef) -> RemoteContact | None:
         if ref.kind is ContactKind.ID:
@@ -104,6 +107,13 @@ class AccountingTarget(Protocol):
 
     def load_directory(self) -> Directory: ...
 
-    def find_invoices(self, reference_prefix: str) -> dict[str, RemoteInvoice]: ...
+    def fingerprint(self, plan: InvoicePlan) -> str:
+        """The content hash of what this target would store for ``plan``, computed the same
+        way as ``RemoteInvoice.content_hash``, so the two compare equal when nothing changed."""
+        ...
+
+    def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
+        """Our invoices for ``period``: those whose key starts with ``reference_prefix``."""
+        ...
 
     def push(self, plans: Sequence[tuple[InvoicePlan, str | None]]) -> Iterator[PushResult]: ...

@@ -106,7 +106,7 @@ class SyncEngine:
                 report.entries_pulled += self._pull(source, period, report)
             directory = self._p.target.load_directory()
             remote = self._p.target.find_invoices(
-                reference_prefix(self._p.reference_prefix, self._p.name, period)
+                reference_prefix(self._p.reference_prefix, self._p.name, period), period
             )
             with Session(self._engine) as session:
                 self._reconcile(session, period, remote)
@@ -205,6 +205,17 @@ class SyncEngine:
                 continue
             found = remote.get(key)
             rows = ledger.rows_for_invoice(session, key)
+            if row.pushed_hash == DELETE_MARK and found is None:
+                found = RemoteInvoice(  # deleted outright (QuickBooks): the delete landed
+                    invoice_id=row.remote_id or "",
+                    number=row.number,
+                    reference=key,
+                    status="DELETED",
+                    content_hash="",
+                    subtotal=row.subtotal,
+                    total_tax=row.total_tax or row.subtotal * 0,
+                    total=row.total or row.subtotal * 0,
+                )
             if row.pushed_hash is not None:
                 landed = found is not None and (
                     found.content_hash == row.pushed_hash
@@ -383,7 +394,7 @@ class SyncEngine:
                 continue
             if found is None:
                 decided.append((plan, InvoiceAction.CREATE, None))
-            elif found.content_hash == plan.content_hash:
+            elif found.content_hash == self._p.target.fingerprint(plan):
                 decided.append((plan, InvoiceAction.UNCHANGED, found))
             else:
                 decided.append((plan, InvoiceAction.UPDATE, found))
@@ -478,7 +489,7 @@ class SyncEngine:
         if action is InvoiceAction.DELETE:
             row.pushed_hash = DELETE_MARK
         else:
-            row.pushed_hash = plan.content_hash if writing else None
+            row.pushed_hash = self._p.target.fingerprint(plan) if writing else None
         if not writing and found is not None:
             row.content_hash = found.content_hash
         session.add(row)
@@ -509,7 +520,7 @@ class SyncEngine:
                 lrow.state = LedgerState.PUSHED.value
             else:
                 lrow.state = LedgerState.CONFIRMED.value
-                lrow.confirmed_hash = plan.content_hash
+                lrow.confirmed_hash = self._p.target.fingerprint(plan)
             session.add(lrow)
 
     # -- 5. tell the trackers -------------------------------------------------------------
@@ -590,8 +601,16 @@ def _pending_reason(entry: SourceEntry, *, on_our_invoice: bool) -> PendingReaso
 def _check_target(mapped: MappedEntry, directory: Directory) -> str | None:
     if directory.contact(mapped.contact) is None:
         return f"contact {mapped.contact} not found in the target"
+    if directory.requires_item and not mapped.item_code:
+        return f"an item for {mapped.entry.task.name!r} (this target needs one on every line)"
     if mapped.item_code and mapped.item_code not in directory.item_codes:
         return f"item {mapped.item_code} not found in the target"
+    if (
+        directory.tax_codes is not None
+        and mapped.tax_type
+        and mapped.tax_type not in directory.tax_codes
+    ):
+        return f"tax code {mapped.tax_type} not found in the target"
     return None
 
 

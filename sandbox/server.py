@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sandbox.harvest import FakeHarvest, HarvestSettings
+from sandbox.quickbooks import FakeQuickBooks, QboSettings
 from sandbox.seed import AgencyMonth, SeedSpec, build_agency_month
 from sandbox.serving import RunningServer, start_server
 from sandbox.xero import FakeXero, XeroSettings
@@ -20,7 +21,12 @@ class Sandbox:
     month: AgencyMonth
     harvest: FakeHarvest
     xero: FakeXero
+    quickbooks: FakeQuickBooks
     servers: list[RunningServer] = field(default_factory=list)
+
+    @property
+    def quickbooks_url(self) -> str:
+        return self.servers[2].url
 
     @property
     def harvest_url(self) -> str:
@@ -58,15 +64,18 @@ def start_sandbox(
     *,
     harvest_port: int = 0,
     xero_port: int = 0,
+    quickbooks_port: int = 0,
     harvest_settings: HarvestSettings | None = None,
     xero_settings: XeroSettings | None = None,
+    quickbooks_settings: QboSettings | None = None,
 ) -> Sandbox:
     month = build_agency_month(spec or SeedSpec())
     harvest, xero = make_fakes(month, harvest_settings, xero_settings)
-    sandbox = Sandbox(month=month, harvest=harvest, xero=xero)
-    sandbox.servers.append(start_server(harvest, port=harvest_port))
+    qbo = FakeQuickBooks.from_month(month, quickbooks_settings)
+    sandbox = Sandbox(month=month, harvest=harvest, xero=xero, quickbooks=qbo)
     try:
-        sandbox.servers.append(start_server(xero, port=xero_port))
+        for app, port in ((harvest, harvest_port), (xero, xero_port), (qbo, quickbooks_port)):
+            sandbox.servers.append(start_server(app, port=port))
     except OSError:
         sandbox.stop()
         raise
@@ -82,12 +91,15 @@ def running_sandbox(spec: SeedSpec | None = None, **kwargs: object) -> Iterator[
         sandbox.stop()
 
 
-def serve_forever(*, harvest_port: int, xero_port: int, xero_per_minute: int) -> None:
+def serve_forever(
+    *, harvest_port: int, xero_port: int, quickbooks_port: int, xero_per_minute: int
+) -> None:
     """Serve until SIGINT/SIGTERM; print where the fakes listen and the credentials to use."""
     try:
         sandbox = start_sandbox(
             harvest_port=harvest_port,
             xero_port=xero_port,
+            quickbooks_port=quickbooks_port,
             xero_settings=XeroSettings(per_minute=xero_per_minute),
         )
     except OSError as exc:
@@ -100,10 +112,13 @@ def serve_forever(*, harvest_port: int, xero_port: int, xero_per_minute: int) ->
     lines = [
         f"fake Harvest: {sandbox.harvest_url}  (account {sandbox.harvest.settings.account_id})",
         f"fake Xero:    {sandbox.xero_url}  (tenant {sandbox.xero.settings.tenant_id})",
+        f"fake QuickBooks: {sandbox.quickbooks_url}/v3  (realm "
+        f"{sandbox.quickbooks.settings.realm_id})",
         f"seeded: {len(month.clients)} clients, {len(month.time_entries)} time entries, "
         f"period {month.spec.period}",
         f"export HARVEST_ACCESS_TOKEN={sandbox.harvest.settings.access_token}",
         f"export XERO_ACCESS_TOKEN={sandbox.xero.settings.access_token}",
+        f"export QUICKBOOKS_ACCESS_TOKEN={sandbox.quickbooks.settings.access_token}",
         "ready",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

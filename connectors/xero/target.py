@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
@@ -35,6 +36,7 @@ from connectors.xero.config import XeroConfig
 from core.errors import TerminalError, TransientError
 from core.http import CallCounter, RetryPolicy, raise_for
 from core.invoices import InvoicePlan, PlannedLine, content_hash
+from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
 
 SERVICE = "xero"
@@ -57,6 +59,7 @@ class XeroTarget:
         self._calls = calls
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
         self._tenant = str(config.tenant_id)
+        self._run_nonce = uuid.uuid4().hex  # one target per run
         # A static bearer token: no expiry known here and no refresh token, so the SDK never
         # tries to refresh by itself (the OAuth flow and token store come with their own issue).
         token = {
@@ -97,7 +100,10 @@ class XeroTarget:
         items = self._call(lambda: self._api.get_items(self._tenant).items) or []
         return Directory(contacts=contacts, item_codes=frozenset(i.code for i in items if i.code))
 
-    def find_invoices(self, reference_prefix: str) -> dict[str, RemoteInvoice]:
+    def fingerprint(self, plan: InvoicePlan) -> str:
+        return plan.content_hash
+
+    def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
         """Every ACCREC invoice whose Reference starts with our prefix, keyed by Reference."""
         where = f'Type=="ACCREC" AND Reference.StartsWith("{_quote(reference_prefix)}")'
         found: dict[str, RemoteInvoice] = {}
@@ -132,7 +138,7 @@ class XeroTarget:
         self, batch: Sequence[tuple[InvoicePlan, str | None]], *, create: bool
     ) -> list[PushResult]:
         body = Invoices(invoices=[self._invoice(plan, rid) for plan, rid in batch])
-        key = idempotency_key(serialize(body), create)
+        key = idempotency_key(serialize(body), create, self._run_nonce)
         if create:
             result = self._call(
                 lambda: self._api.create_invoices(
@@ -213,9 +219,14 @@ class XeroTarget:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
 
-def idempotency_key(body: object, create: bool) -> str:
-    """Same request content → same key (≤128 characters, never empty)."""
-    raw = json.dumps(body, sort_keys=True, default=str).encode()
+def idempotency_key(body: object, create: bool, nonce: str) -> str:
+    """Same request content in the same run → same key (≤128 characters, never empty).
+
+    The run's nonce keeps a later run from being answered with an earlier run's replayed
+    rejection once its cause is fixed; across runs, duplicates are prevented by looking our
+    invoices up by Reference first.
+    """
+    raw = json.dumps([body, nonce], sort_keys=True, default=str).encode()
     return ("create-" if create else "update-") + hashlib.sha256(raw).hexdigest()
 
 

@@ -1,0 +1,33 @@
+"""Configuration of a QuickBooks Online company (realm) as an accounting target."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+
+
+class QuickBooksConfig(BaseModel):
+    """One QuickBooks Online company, reached through python-quickbooks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["quickbooks"]
+    realm_id: str = Field(pattern=r"^\d{1,20}$", description="the company id (realmId)")
+    access_token: SecretStr
+    refresh_token: SecretStr | None = Field(
+        default=None, description="kept for the OAuth issue; never used to refresh here"
+    )
+    client_id: str = Field(default="hourbridge", min_length=1)
+    environment: Literal["production", "sandbox"] = "production"
+    base_url: HttpUrl | None = Field(
+        default=None,
+        description="API root ending in /v3; default: Intuit's URL for the environment",
+    )
+    minorversion: int = Field(default=75, ge=75, description="QBO ignores anything below 75")
+    doc_numbers: Literal["quickbooks", "ours"] = Field(
+        default="quickbooks",
+        description="quickbooks: QBO numbers invoices; ours: DocNumber derived from our key",
+    )
+    timeout_seconds: float = Field(default=60, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)

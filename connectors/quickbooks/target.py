@@ -1,0 +1,376 @@
+"""QuickBooks Online as an accounting target, through python-quickbooks.
+
+QuickBooks has no DRAFT status: a "draft" here is an invoice never e-mailed (EmailStatus and
+PrintStatus NotSet), not paid and not voided. Our deterministic key travels in PrivateNote.
+PrivateNote cannot be queried, so our invoices of a period are found with one paged query on
+TxnDate (every invoice we write is dated the period's last day) and filtered by key.
+
+Every write is a single-invoice request with a ``requestid`` derived from its content, so a
+retry after a lost answer is replayed by QuickBooks, not applied twice; and before writing
+anything the engine has already looked our invoices up by key, because requestid alone has
+let duplicates through for others. (python-quickbooks' batch helper sends no requestid, so
+batches are not used.)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from quickbooks import QuickBooks
+from quickbooks.exceptions import AuthorizationException, QuickbooksException
+from quickbooks.objects.base import Ref
+from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
+from quickbooks.objects.invoice import Invoice
+
+from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
+from connectors.quickbooks.config import QuickBooksConfig
+from core.errors import AuthError, TerminalError, TransientError
+from core.http import CallCounter, RetryPolicy
+from core.invoices import InvoicePlan, PlannedLine, content_hash
+from core.periods import Period
+from mapping.resolver import ContactKind, ContactRef
+
+SERVICE = "quickbooks"
+PAGE = 1000
+T = TypeVar("T")
+PRODUCTION = "https://quickbooks.api.intuit.com/v3"
+SANDBOX = "https://sandbox-quickbooks.api.intuit.com/v3"
+_KEY = re.compile(r"[A-Za-z0-9]{1,8}/[a-z0-9][a-z0-9_-]{0,31}/\d{4}-\d{2}/[0-9a-f]{12}")
+THROTTLE_CODES = {3001}  # ThrottleExceeded
+AUTH_CODES = {100, 3100, 3200}  # permission denied, auth failures
+
+
+class _BearerSession(requests.Session):
+    """What python-quickbooks needs of its session: ``request`` and ``access_token``.
+
+    Replacing its OAuth2Session keeps token handling ours (the OAuth issue brings refresh,
+    under a lock) and lets the sandbox run on plain-HTTP loopback.
+    """
+
+    def __init__(self, access_token: str, timeout: float) -> None:
+        super().__init__()
+        self.access_token = access_token
+        self._timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+class _AuthClient:
+    """The four attributes QuickBooks(...) reads; with an access token it never refreshes."""
+
+    def __init__(self, config: QuickBooksConfig) -> None:
+        self.environment = config.environment
+        self.client_id = config.client_id
+        self.access_token = config.access_token.get_secret_value()
+        self.refresh_token = (
+            config.refresh_token.get_secret_value() if config.refresh_token else None
+        )
+
+
+class QuickBooksTarget:
+    def __init__(
+        self,
+        name: str,
+        config: QuickBooksConfig,
+        *,
+        calls: CallCounter,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.name = name
+        self._config = config
+        self._calls = calls
+        self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        auth = _AuthClient(config)
+        qb = QuickBooks(
+            auth_client=auth,
+            refresh_token=auth.refresh_token,
+            company_id=config.realm_id,
+            minorversion=config.minorversion,
+            use_decimal=True,
+        )
+        qb.session = _BearerSession(auth.access_token, config.timeout_seconds)
+        url = str(config.base_url).rstrip("/") if config.base_url else None
+        qb.api_url_v3 = url or PRODUCTION
+        qb.sandbox_api_url_v3 = url or SANDBOX
+        self._qb = qb
+        # Same content in the same run → same requestid (a lost answer is replayed, not
+        # applied twice); a new run gets new ids, so a replayed rejection can't outlive its
+        # cause. Across runs, duplicates are prevented by the look-up by key.
+        self._run_nonce = uuid.uuid4().hex
+        self._items: dict[str, str] = {}  # item name → Id
+        self._item_names: dict[str, str] = {}  # Id → name
+        self._tax: dict[str, str] = {}  # tax code name or Id → Id
+
+    # -- look-ups -------------------------------------------------------------------------
+
+    def load_directory(self) -> Directory:
+        contacts: dict[ContactRef, RemoteContact] = {}
+        for c in self._select("Customer"):
+            remote = RemoteContact(
+                contact_id=str(c["Id"]),
+                name=str(c.get("DisplayName") or ""),
+                number=None,
+                currency=(c.get("CurrencyRef") or {}).get("value"),
+            )
+            contacts[ContactRef(ContactKind.ID, remote.contact_id)] = remote
+            if remote.name:
+                contacts.setdefault(ContactRef(ContactKind.NAME, remote.name), remote)
+        for item in self._select("Item"):
+            self._items[str(item["Name"])] = str(item["Id"])
+            self._item_names[str(item["Id"])] = str(item["Name"])
+        for code in self._select("TaxCode"):
+            self._tax[str(code["Name"])] = str(code["Id"])
+            self._tax[str(code["Id"])] = str(code["Id"])
+        return Directory(
+            contacts=contacts,
+            item_codes=frozenset(self._items),
+            tax_codes=frozenset(self._tax),
+            requires_item=True,
+        )
+
+    def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
+        found: dict[str, RemoteInvoice] = {}
+        where = f"TxnDate >= '{period.start.isoformat()}'"
+        for inv in self._select("Invoice", where):
+            note = str(inv.get("PrivateNote") or "")
+            match = _KEY.search(note)
+            if match is None or not match.group(0).startswith(reference_prefix):
+                continue
+            found[match.group(0)] = self._remote(inv, match.group(0))
+        return found
+
+    def fingerprint(self, plan: InvoicePlan) -> str:
+        """Accounts live on QuickBooks items, so lines compare without account codes."""
+        lines = [_bare(line, self._tax_id(line.tax_type)) for line in plan.lines]
+        return content_hash(
+            plan.contact_id, plan.slot.currency, plan.invoice_date, plan.due_date, lines
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def push(self, plans: Sequence[tuple[InvoicePlan, str | None]]) -> Iterator[PushResult]:
+        for plan, remote_id in plans:
+            yield self._write(plan, remote_id)
+
+    def _write(self, plan: InvoicePlan, remote_id: str | None) -> PushResult:
+        try:
+            if not plan.lines:
+                return self._delete(plan, remote_id)
+            invoice = self._invoice(plan, remote_id)
+            body = invoice.to_json()
+            rid = request_id([body, self._run_nonce])
+            saved = self._call(lambda: invoice.save(qb=self._qb, request_id=rid))
+        except _RejectedError as exc:
+            return PushResult(plan.key, ok=False, errors=(str(exc),))
+        data = json.loads(saved.to_json())
+        return PushResult(plan.key, ok=True, remote=self._remote(data, plan.key))
+
+    def _delete(self, plan: InvoicePlan, remote_id: str | None) -> PushResult:
+        if remote_id is None:
+            raise TerminalError(f"{self.name}: refusing to create an empty invoice {plan.key}")
+        current = self._current(remote_id)
+        invoice = Invoice()
+        invoice.Id = remote_id
+        invoice.SyncToken = current["SyncToken"]
+        rid = request_id([remote_id, current["SyncToken"], self._run_nonce])
+        self._call(lambda: invoice.delete(qb=self._qb, request_id=rid))
+        gone = self._remote(current, plan.key)
+        return PushResult(
+            plan.key,
+            ok=True,
+            remote=RemoteInvoice(
+                gone.invoice_id,
+                gone.number,
+                plan.key,
+                "DELETED",
+                "",
+                gone.subtotal,
+                gone.total_tax,
+                gone.total,
+            ),
+        )
+
+    def _invoice(self, plan: InvoicePlan, remote_id: str | None) -> Invoice:
+        invoice = Invoice()
+        if remote_id is not None:
+            invoice.Id = remote_id
+            invoice.SyncToken = self._current(remote_id)["SyncToken"]
+            invoice.sparse = False
+        invoice.CustomerRef = _ref(plan.contact_id)
+        invoice.CurrencyRef = _ref(plan.slot.currency)
+        invoice.TxnDate = plan.invoice_date.isoformat()
+        invoice.DueDate = plan.due_date.isoformat()
+        invoice.PrivateNote = plan.key
+        invoice.EmailStatus = "NotSet"
+        invoice.PrintStatus = "NotSet"
+        if self._config.doc_numbers == "ours":
+            invoice.DocNumber = doc_number(plan.key)
+        for line in plan.lines:
+            invoice.Line.append(self._line(line))
+        return invoice
+
+    def _line(self, line: PlannedLine) -> SalesItemLine:
+        out = SalesItemLine()
+        out.Description = line.description
+        out.Amount = line.amount
+        detail = SalesItemLineDetail()
+        detail.ItemRef = _ref(self._items.get(line.item_code or "", line.item_code or ""))
+        detail.Qty = line.quantity
+        detail.UnitPrice = line.unit_price
+        tax_id = self._tax_id(line.tax_type)
+        if tax_id:
+            detail.TaxCodeRef = _ref(tax_id)
+        out.SalesItemLineDetail = detail
+        return out
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _tax_id(self, tax_type: str | None) -> str | None:
+        """Tax codes compare by Id: the mapping may name them by Name or by Id."""
+        return None if tax_type is None else self._tax.get(tax_type, tax_type)
+
+    def _current(self, remote_id: str) -> dict[str, Any]:
+        data = self._call(lambda: self._qb.get_single_object("Invoice", remote_id))
+        invoice = data.get("Invoice") if isinstance(data, dict) else None
+        if not isinstance(invoice, dict):
+            raise TerminalError(f"{self.name}: invoice {remote_id} not returned by QuickBooks")
+        return invoice
+
+    def _select(self, entity: str, where: str = "") -> Iterator[dict[str, Any]]:
+        start = 1
+        clause = f" WHERE {where}" if where else ""
+        while True:
+            # QuickBooks' query language, not SQL; every value in it is one we formatted
+            sql = f"SELECT * FROM {entity}{clause} STARTPOSITION {start} MAXRESULTS {PAGE}"  # noqa: S608
+            data = self._call(functools.partial(self._qb.query, sql))
+            rows = (data.get("QueryResponse") or {}).get(entity) or []
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            start += PAGE
+
+    def _remote(self, inv: dict[str, Any], key: str) -> RemoteInvoice:
+        lines: list[PlannedLine] = []
+        for raw in inv.get("Line") or []:
+            detail = raw.get("SalesItemLineDetail")
+            if raw.get("DetailType") != "SalesItemLineDetail" or not isinstance(detail, dict):
+                continue
+            item_id = str((detail.get("ItemRef") or {}).get("value") or "")
+            tax_id = (detail.get("TaxCodeRef") or {}).get("value")
+            lines.append(
+                PlannedLine(
+                    description=str(raw.get("Description") or ""),
+                    quantity=_dec(detail.get("Qty")),
+                    unit_price=_dec(detail.get("UnitPrice")),
+                    item_code=self._item_names.get(item_id, item_id),
+                    account_code=None,
+                    tax_type=str(tax_id) if tax_id else None,
+                )
+            )
+        total = _dec(inv.get("TotalAmt"))
+        tax = _dec((inv.get("TxnTaxDetail") or {}).get("TotalTax"))
+        return RemoteInvoice(
+            invoice_id=str(inv.get("Id")),
+            number=inv.get("DocNumber"),
+            reference=key,
+            status=_status(inv),
+            content_hash=content_hash(
+                str((inv.get("CustomerRef") or {}).get("value") or ""),
+                str((inv.get("CurrencyRef") or {}).get("value") or ""),
+                _day(inv.get("TxnDate")),
+                _day(inv.get("DueDate")),
+                lines,
+            ),
+            subtotal=total - tax,
+            total_tax=tax,
+            total=total,
+        )
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        for attempt in self._policy.retrying():
+            with attempt:
+                self._calls.add(SERVICE)
+                try:
+                    return fn()
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    raise TransientError(
+                        f"{self.name}: no answer from QuickBooks ({type(exc).__name__})"
+                    ) from exc
+                except QuickbooksException as exc:
+                    raise _translate(self.name, exc) from None
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+class _RejectedError(TerminalError):
+    """QuickBooks refused this one invoice (validation, closed period...): record, go on."""
+
+
+def _translate(name: str, exc: QuickbooksException) -> Exception:
+    code = int(exc.error_code) if str(exc.error_code).lstrip("-").isdigit() else 0
+    text = f"{exc.message}: {exc.detail}".strip(": ") if exc.detail else str(exc.message)
+    text = " ".join(text.split())[:500]
+    if code in THROTTLE_CODES or "ThrottleExceeded" in text or "<IntuitResponse" in text:
+        return TransientError(f"{name}: throttled by QuickBooks (Fault 3001)")
+    if (isinstance(exc, AuthorizationException) and code in (401, 403)) or code in AUTH_CODES:
+        return AuthError(f"{name}: credentials refused: {exc.message}")
+    if code == 10000 and "403" in text:
+        return AuthError(f"{name}: forbidden (HTTP 403): check realm_id and the app's access")
+    if code == 10000 and re.search(r"status code '5\d\d'", text):
+        return TransientError(f"{name}: QuickBooks server error: {text}")
+    return _RejectedError(f"{name}: QuickBooks Fault {code}: {text}")
+
+
+def request_id(body: object) -> str:
+    """Same content → same requestid (QuickBooks allows at most 50 characters)."""
+    raw = body if isinstance(body, str) else json.dumps(body, sort_keys=True, default=str)
+    return "hb-" + hashlib.sha256(raw.encode()).hexdigest()[:47]
+
+
+def doc_number(key: str) -> str:
+    """A DocNumber (at most 21 characters) derived from our key: HB2610-<10 hex>."""
+    period = key.split("/")[2]
+    return f"HB{period[2:4]}{period[5:7]}-{key.rsplit('/', 1)[1][:10]}"
+
+
+def _status(inv: dict[str, Any]) -> str:
+    note = str(inv.get("PrivateNote") or "")
+    if note.startswith("Voided"):
+        return "VOIDED"
+    total, balance = _dec(inv.get("TotalAmt")), _dec(inv.get("Balance"))
+    if balance < total:
+        return "PAID"
+    if inv.get("EmailStatus") == "EmailSent":
+        return "SENT"
+    return "DRAFT"
+
+
+def _bare(line: PlannedLine, tax: str | None) -> PlannedLine:
+    return PlannedLine(line.description, line.quantity, line.unit_price, line.item_code, None, tax)
+
+
+def _ref(value: str) -> Ref:
+    ref = Ref()
+    ref.value = value
+    return ref
+
+
+def _dec(value: object) -> Decimal:
+    return Decimal(str(value)) if value not in (None, "") else Decimal("0")
+
+
+def _day(value: object) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return date.min

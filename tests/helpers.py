@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from core.cli import app
 from sandbox.seed import AgencyMonth
+from sandbox.server import Sandbox
+from tests.conftest import sandbox_config
 
 
 @dataclass
@@ -100,3 +102,33 @@ def invoices_per_contact(invoices: dict[str, dict[str, Any]]) -> Counter[tuple[s
 
 def live_invoices(invoices: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return [inv for inv in invoices.values() if inv.get("Status") not in ("DELETED", "VOIDED")]
+
+
+def quickbooks_config(sandbox: Sandbox, db_url: str) -> dict[str, Any]:
+    """The example profile, re-pointed at QuickBooks: contacts by DisplayName, QBO tax codes."""
+    data = sandbox_config(sandbox, db_url)
+    data["targets"] = {
+        "qbo": {
+            "type": "quickbooks",
+            "realm_id": sandbox.quickbooks.settings.realm_id,
+            "access_token": "${QUICKBOOKS_ACCESS_TOKEN}",
+            "environment": "sandbox",
+            "base_url": sandbox.quickbooks_url + "/v3",
+            "max_attempts": 3,
+        }
+    }
+    profile = data["profiles"]["agency-monthly"]
+    profile["target"] = "qbo"
+    names = {str(c["id"]): c["name"] for c in sandbox.month.clients}
+    mapping = profile["mapping"]
+    for client_id, rule in mapping["clients"].items():
+        tax = "GST on Income" if rule["currency"] == "NZD" else "Zero-rated"
+        mapping["clients"][client_id] = {
+            "contact_name": names[client_id],
+            "tax_type": tax,
+            "currency": rule["currency"],
+        }
+    mapping["default_tax_type"] = "GST on Income"
+    for rule in mapping["expense_categories"].values():
+        rule["item_code"] = "SUPPORT"  # every QuickBooks line needs an item
+    return data

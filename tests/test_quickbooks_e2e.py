@@ -12,39 +12,9 @@ import pytest
 
 from sandbox.server import Sandbox
 from tests.conftest import sandbox_config, write_config
-from tests.helpers import live_invoices, run_cli
+from tests.helpers import live_invoices, quickbooks_config, run_cli
 
 PERIOD = "2026-10"
-
-
-def quickbooks_config(sandbox: Sandbox, db_url: str) -> dict[str, Any]:
-    """The example profile, re-pointed at QuickBooks: contacts by DisplayName, QBO tax codes."""
-    data = sandbox_config(sandbox, db_url)
-    data["targets"] = {
-        "qbo": {
-            "type": "quickbooks",
-            "realm_id": sandbox.quickbooks.settings.realm_id,
-            "access_token": "${QUICKBOOKS_ACCESS_TOKEN}",
-            "environment": "sandbox",
-            "base_url": sandbox.quickbooks_url + "/v3",
-            "max_attempts": 3,
-        }
-    }
-    profile = data["profiles"]["agency-monthly"]
-    profile["target"] = "qbo"
-    names = {str(c["id"]): c["name"] for c in sandbox.month.clients}
-    mapping = profile["mapping"]
-    for client_id, rule in mapping["clients"].items():
-        tax = "GST on Income" if rule["currency"] == "NZD" else "Zero-rated"
-        mapping["clients"][client_id] = {
-            "contact_name": names[client_id],
-            "tax_type": tax,
-            "currency": rule["currency"],
-        }
-    mapping["default_tax_type"] = "GST on Income"
-    for rule in mapping["expense_categories"].values():
-        rule["item_code"] = "SUPPORT"  # every QuickBooks line needs an item
-    return data
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from connectors.registry import installed
 from core import logging as hblog
 from core.config import LoadedConfig, load_config
+from core.config_reference import render as render_reference
 from core.db import open_database
 from core.errors import ConfigError, HourbridgeError
 from core.factory import build_profile
@@ -40,6 +41,8 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+config_app = typer.Typer(help="Check and document the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 # Off a terminal (pipes, CI, `make demo`), tables get room instead of the 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -238,6 +241,24 @@ def runs_show(
     if row is None:
         raise _fail(f"no run {run_id!r}; see `hourbridge runs list`")
     _emit(RunReport.from_json(row.report), as_json)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt) -> None:
+    """Validate a config file (env references included) without calling any service."""
+    loaded = _load(config)
+    cfg = loaded.config
+    out.print(
+        f"{config}: valid — {len(cfg.sources)} source(s), {len(cfg.targets)} target(s), "
+        f"profiles: {', '.join(sorted(cfg.profiles))}",
+        highlight=False,
+    )
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the reference of every config key (Markdown), generated from the code."""
+    sys.stdout.write(render_reference())
 
 
 @app.command()

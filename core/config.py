@@ -74,9 +74,16 @@ class ProfileConfig(_Section):
         default=None, min_length=1, description="several sources billed together"
     )
     target: str = Field(description="name of an entry under targets")
-    reference_prefix: str = Field(default="hb", pattern=r"^[A-Za-z0-9]{1,8}$")
+    reference_prefix: str = Field(
+        default="hb",
+        pattern=r"^[A-Za-z0-9]{1,8}$",
+        description="first part of our invoice key, sent as Reference (Xero) or in "
+        "PrivateNote (QuickBooks): PREFIX/PROFILE/YYYY-MM/HASH",
+    )
     due_days: int = Field(default=30, ge=0, le=365, description="due date = invoice date + this")
-    mapping: MappingRules = Field(default_factory=MappingRules)
+    mapping: MappingRules = Field(
+        default_factory=MappingRules, description="source ids → accounting entities and prices"
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> ProfileConfig:

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from core.config import load_config
+from core.config_reference import render
 from core.errors import ConfigError
 from tests.conftest import ROOT, example_config, write_config
+from tests.helpers import run_cli
 
 ENV = {"HARVEST_ACCESS_TOKEN": "h-secret-1", "XERO_ACCESS_TOKEN": "x-secret-2"}
 
@@ -105,3 +107,24 @@ def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path) -> 
     data["database"]["url"] = "sqlite:///state/hb.db"
     loaded = load_config(write_config(tmp_path / "c.yaml", data), ENV)
     assert loaded.database_url == f"sqlite:///{tmp_path / 'state' / 'hb.db'}"
+
+
+def test_the_config_reference_in_docs_is_generated_from_the_code() -> None:
+    on_disk = (ROOT / "docs" / "config-reference.md").read_text(encoding="utf-8")
+    assert on_disk == render(), "run: hourbridge config reference > docs/config-reference.md"
+    for key in ("access_token", "per_page", "tenant_id", "realm_id", "due_days", "expenses"):
+        assert f"`{key}`" in on_disk
+
+
+def test_config_check_validates_without_calling_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path / "c.yaml", example_config())
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    ok = run_cli("config", "check", "--config", config)
+    assert ok.code == 0 and "valid" in ok.stdout
+    for name in ENV:
+        monkeypatch.delenv(name)
+    bad = run_cli("config", "check", "--config", config)
+    assert bad.code == 2 and "HARVEST_ACCESS_TOKEN is not set" in bad.stderr

@@ -38,15 +38,24 @@ class CsvConfig(BaseModel):
         min_length=1,
         description="files or glob patterns (** recurses); relative to the config file's folder",
     )
-    format: Literal["auto", "toggl", "harvest", "clockify"] = "auto"
+    format: Literal["auto", "toggl", "harvest", "clockify"] = Field(
+        default="auto", description="which tool wrote the files; auto reads the header row"
+    )
     currency: CurrencyCode = Field(description="the currency when the export does not name one")
     client_currencies: dict[str, CurrencyCode] = Field(
         default_factory=dict, description="client name (as in the export) → its currency"
     )
     timezone: str = Field(description="IANA name of the zone the export's local times are in")
-    approved: Literal["all", "column"] = "column"
-    default_rate: Decimal | None = Field(default=None, ge=0, decimal_places=4)
-    date_order: Literal["auto", "ymd", "mdy", "dmy"] = "auto"
+    approved: Literal["all", "column"] = Field(
+        default="column",
+        description='column: Harvest\'s "Approved?" column; all: every billable row counts',
+    )
+    default_rate: Decimal | None = Field(
+        default=None, ge=0, decimal_places=4, description="rate for rows whose file has none"
+    )
+    date_order: Literal["auto", "ymd", "mdy", "dmy"] = Field(
+        default="auto", description="how to read slash dates; auto decides per file"
+    )
 
     @field_validator("timezone")
     @classmethod

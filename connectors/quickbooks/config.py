@@ -14,12 +14,14 @@ class QuickBooksConfig(BaseModel):
 
     type: Literal["quickbooks"]
     realm_id: str = Field(pattern=r"^\d{1,20}$", description="the company id (realmId)")
-    access_token: SecretStr
+    access_token: SecretStr = Field(description="OAuth2 bearer token")
     refresh_token: SecretStr | None = Field(
         default=None, description="kept for the OAuth issue; never used to refresh here"
     )
-    client_id: str = Field(default="hourbridge", min_length=1)
-    environment: Literal["production", "sandbox"] = "production"
+    client_id: str = Field(default="hourbridge", min_length=1, description="OAuth2 app id")
+    environment: Literal["production", "sandbox"] = Field(
+        default="production", description="picks Intuit's API URL when base_url is unset"
+    )
     base_url: HttpUrl | None = Field(
         default=None,
         description="API root ending in /v3; default: Intuit's URL for the environment",
@@ -29,5 +31,7 @@ class QuickBooksConfig(BaseModel):
         default="quickbooks",
         description="quickbooks: QBO numbers invoices; ours: DocNumber derived from our key",
     )
-    timeout_seconds: float = Field(default=60, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=20)
+    timeout_seconds: float = Field(default=60, gt=0, description="per HTTP request")
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="tries per request on throttles and lost answers"
+    )

@@ -14,10 +14,16 @@ class XeroConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["xero"]
-    tenant_id: UUID
-    access_token: SecretStr
-    base_url: HttpUrl = HttpUrl("https://api.xero.com/api.xro/2.0")
-    batch_size: int = Field(default=50, ge=1, le=100)
-    line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = "Exclusive"
-    timeout_seconds: float = Field(default=60, gt=0)
-    max_attempts: int = Field(default=5, ge=1, le=20)
+    tenant_id: UUID = Field(description="the organisation (xero-tenant-id header)")
+    access_token: SecretStr = Field(description="OAuth2 bearer token")
+    base_url: HttpUrl = Field(
+        default=HttpUrl("https://api.xero.com/api.xro/2.0"), description="Accounting API root"
+    )
+    batch_size: int = Field(default=50, ge=1, le=100, description="invoices per write")
+    line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = Field(
+        default="Exclusive", description="whether unit prices include tax"
+    )
+    timeout_seconds: float = Field(default=60, gt=0, description="per HTTP request")
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="tries per request on 429/5xx/lost answers"
+    )

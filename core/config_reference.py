@@ -1,0 +1,91 @@
+"""The configuration reference, generated from the pydantic models themselves.
+
+`hourbridge config reference` prints it; docs/config-reference.md is its output, and a test
+keeps the two identical, so the reference can't drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from connectors.registry import installed
+from core.config import DatabaseConfig, OrganisationConfig, ProfileConfig
+from mapping.rules import ClientRule, MappingRules, ProjectRule, TaskRule
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is None:
+        name = getattr(annotation, "__name__", str(annotation))
+        return {"NoneType": "null", "SecretStr": "secret (${ENV_VAR} only)"}.get(name, name)
+    args = [a for a in get_args(annotation)]
+    if str(origin) == "typing.Literal":
+        return " | ".join(repr(a) for a in args)
+    inner = ", ".join(_type_name(a) for a in args)
+    origin_name = getattr(origin, "__name__", str(origin)).replace("UnionType", "")
+    if origin_name in ("", "Union"):
+        return " | ".join(_type_name(a) for a in args)
+    return f"{origin_name}[{inner}]"
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "**required**"
+    if field.default_factory is not None:
+        return "(empty)"
+    return f"`{field.default}`" if field.default is not None else "none"
+
+
+def _table(model: type[BaseModel]) -> list[str]:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|")
+        if name == "type" and not meaning:
+            meaning = "selects this connector"
+        kind = _type_name(field.annotation).replace("|", "\\|")
+        rows.append(f"| `{name}` | {kind} | {_default(field)} | {meaning} |")
+    return rows
+
+
+def render() -> str:
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from the code by `hourbridge config reference`; do not edit by hand.",
+        "See `config.example.yaml` for a working, commented example.",
+        "",
+        "Top level: `database`, `organisation`, `sources`, `targets`, `profiles`.",
+        "Unknown keys are errors. Secrets are accepted only as `${ENV_VAR}` references.",
+        "",
+        "## database",
+        *_table(DatabaseConfig),
+        "",
+        "## organisation",
+        *_table(OrganisationConfig),
+        "",
+        "## profiles.NAME",
+        *_table(ProfileConfig),
+        "",
+        "### profiles.NAME.mapping",
+        *_table(MappingRules),
+        "",
+        "### mapping.clients.ID",
+        *_table(ClientRule),
+        "",
+        "### mapping.projects.ID",
+        *_table(ProjectRule),
+        "",
+        "### mapping.tasks.ID, mapping.expense_categories.ID, default_task, default_expense",
+        *_table(TaskRule),
+    ]
+    for role, title in (("source", "sources.NAME"), ("target", "targets.NAME")):
+        for kind, spec in sorted(installed().items()):
+            if spec.role != role:
+                continue
+            out += ["", f"## {title} with `type: {kind}`", "", spec.description, ""]
+            out += _table(spec.config_model)
+    return "\n".join(out) + "\n"

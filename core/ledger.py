@@ -188,11 +188,19 @@ def record_writebacks(
             row.last_error = None
             row.updated_at = now
             session.add(row)
-    for source_id, error in result.failed.items():
-        row = session.get(WritebackRow, (source, source_id))
-        if row is not None:
-            row.state = WritebackState.FAILED.value
-            row.attempts += 1
-            row.last_error = error[:2000]
-            row.updated_at = now
-            session.add(row)
+    outcomes = [(WritebackState.FAILED, result.failed), (WritebackState.SKIPPED, result.skipped)]
+    for state, errors in outcomes:
+        for source_id, error in errors.items():
+            _mark(session, (source, source_id), state, error, now)
+
+
+def _mark(
+    session: Session, key: tuple[str, str], state: WritebackState, error: str, now: datetime
+) -> None:
+    row = session.get(WritebackRow, key)
+    if row is not None:
+        row.state = state.value
+        row.attempts += 1
+        row.last_error = error[:2000]
+        row.updated_at = now
+        session.add(row)

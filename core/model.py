@@ -104,4 +104,5 @@ class WritebackResult:
     """Which entries a tracker now knows are invoiced (by source id), and why others failed."""
 
     done: tuple[str, ...]
-    failed: dict[str, str]
+    failed: dict[str, str]  # retried on later runs
+    skipped: dict[str, str] = field(default_factory=dict)  # can never be marked: not retried

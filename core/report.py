@@ -85,6 +85,7 @@ class RunReport:
     invoices: list[InvoiceSummary] = field(default_factory=list)
     writebacks_done: int = 0
     writebacks_failed: int = 0
+    writebacks_skipped: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -542,6 +542,7 @@ class SyncEngine:
                     session.commit()
                 report.writebacks_done += len(result.done)
                 report.writebacks_failed += len(result.failed)
+                report.writebacks_skipped += len(result.skipped)
                 for source_id, error in sorted(result.failed.items())[:20]:
                     report.warnings.append(
                         f"{name}: entry {source_id} not marked invoiced (will retry): {error}"

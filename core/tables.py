@@ -136,6 +136,7 @@ class WritebackState(StrEnum):
     PENDING = "pending"  # the target confirmed the invoice; the tracker has not been told
     DONE = "done"
     FAILED = "failed"  # tried and failed; retried on the next run
+    SKIPPED = "skipped"  # the tracker cannot record it (e.g. Clockify expenses): never retried
 
 
 class WritebackRow(SQLModel, table=True):

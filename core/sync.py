@@ -109,7 +109,7 @@ class SyncEngine:
                 reference_prefix(self._p.reference_prefix, self._p.name, period), period
             )
             with Session(self._engine) as session:
-                self._reconcile(session, period, remote)
+                self._reconcile(session, period, remote, report)
                 planned = self._plan(session, period, directory, report)
                 if dry_run:
                     session.rollback()  # a preview changes nothing, not even our own records
@@ -194,7 +194,11 @@ class SyncEngine:
     # -- 2. reconcile with the target's truth ---------------------------------------------
 
     def _reconcile(
-        self, session: Session, period: Period, remote: dict[str, RemoteInvoice]
+        self,
+        session: Session,
+        period: Period,
+        remote: dict[str, RemoteInvoice],
+        report: RunReport,
     ) -> None:
         """Settle writes a previous run left unconfirmed, and notice invoices no longer DRAFT.
 
@@ -222,7 +226,9 @@ class SyncEngine:
                     or (row.pushed_hash == DELETE_MARK and found.status == "DELETED")
                 )
                 if landed and found is not None:
-                    self._confirm(session, row, found, rows)
+                    # a write an earlier run never saw answered: its entries are billed now
+                    newly = self._confirm(session, row, found, rows)
+                    report.entries_billed += 0 if report.dry_run else newly
                 else:
                     self._revert(session, row, rows)
             if found is not None:
@@ -328,7 +334,13 @@ class SyncEngine:
                 slot_contact = _parse_contact(current.contact)
                 groups[(slot_contact, current.currency)].append(mapped)
             else:
-                groups[(mapped.contact, mapped.currency)].append(mapped)
+                # One invoice per target contact, however the rules name it (by id, number
+                # or name, from one tracker or several): group by the target's own id.
+                remote = directory.contact(mapped.contact)
+                assert remote is not None  # _check_target made sure of it
+                groups[(ContactRef(ContactKind.ID, remote.contact_id), mapped.currency)].append(
+                    mapped
+                )
 
         planned_slots = {(str(c), cur) for c, cur in groups}
         for row in invoices.values():

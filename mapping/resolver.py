@@ -74,7 +74,7 @@ class Resolver:
 
     def resolve(self, entry: SourceEntry) -> MappedEntry | Unmapped:
         missing: list[str] = []
-        client_rule = self._rules.clients.get(entry.client.id)
+        client_rule = _lookup(self._rules.clients, entry.source, entry.client.id)
         if client_rule is None:
             missing.append(f"client {entry.client.id} {entry.client.name!r}")
         task_rule = self._task_rule(entry)
@@ -102,7 +102,10 @@ class Resolver:
             tax_type=client_rule.tax_type or self._rules.default_tax_type,
             item_code=task_rule.item_code,
             account_code=task_rule.account_code,
-            description=task_rule.description or entry.task.name,
+            description=task_rule.description
+            or entry.task.name
+            or entry.project.name
+            or ("Expenses" if entry.kind is EntryKind.EXPENSE else "Professional services"),
             unit_price=price,
             rate_rule=rule_name,
         )

@@ -232,7 +232,9 @@ def test_explicit_format_wins_and_names_what_is_missing() -> None:
     with pytest.raises(SourceDataError) as err:
         pull("toggl-october.csv", format="harvest")
     message = str(err.value)
-    assert message.startswith("toggl-october.csv: line 1: not a Harvest detailed time report:")
+    assert message.startswith(
+        "exports: toggl-october.csv: line 1: not a Harvest detailed time report:"
+    )
     assert 'missing "Date", "Notes", "Hours", "Invoiced?", "First Name", "Last Name";' in message
 
 
@@ -242,7 +244,8 @@ def test_unknown_header_lists_the_expected_columns() -> None:
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(
-        'unknown-header.csv: line 1: unknown header "Day", "Person", "Hours worked", "Comment";'
+        "exports: unknown-header.csv: line 1: "
+        'unknown header "Day", "Person", "Hours worked", "Comment";'
     )
     for expected in (
         'Toggl Track detailed report ("User", "Client", "Project", "Description", "Billable", '
@@ -338,18 +341,18 @@ def test_the_newest_file_wins_a_shared_id(tmp_path: Path) -> None:
     [
         (
             "harvest-bad-hours.csv",
-            'harvest-bad-hours.csv: line 3: column "Hours": not a number: "abc"',
+            'exports: harvest-bad-hours.csv: line 3: column "Hours": not a number: "abc"',
         ),
         (
             # the multi-line note on lines 2-3 counts as two lines
             "toggl-bad-date.csv",
-            'toggl-bad-date.csv: line 4: column "Start date": not a date: "2026-13-05"',
+            'exports: toggl-bad-date.csv: line 4: column "Start date": not a date: "2026-13-05"',
         ),
         (
             "clockify-bad-billable.csv",
-            'clockify-bad-billable.csv: line 2: column "Billable": not yes or no: "Maybe"',
+            'exports: clockify-bad-billable.csv: line 2: column "Billable": not yes or no: "Maybe"',
         ),
-        ("toggl-ragged.csv", "toggl-ragged.csv: line 3: 8 fields where the header has 14"),
+        ("toggl-ragged.csv", "exports: toggl-ragged.csv: line 3: 8 fields where the header has 14"),
     ],
 )
 def test_a_bad_row_is_one_line_naming_file_line_and_column(name: str, message: str) -> None:
@@ -369,7 +372,7 @@ def test_ambiguous_dates_need_date_order() -> None:
     with pytest.raises(SourceDataError) as err:
         pull("clockify-ambiguous-dates.csv", base_dir=BROKEN)
     assert str(err.value) == (
-        'clockify-ambiguous-dates.csv: dates such as "03/10/2026" (line 2) can be read '
+        'exports: clockify-ambiguous-dates.csv: dates such as "03/10/2026" (line 2) can be read '
         "day-first or month-first; set date_order: dmy or mdy"
     )
     dmy = pull("clockify-ambiguous-dates.csv", base_dir=BROKEN, date_order="dmy")
@@ -383,7 +386,8 @@ def test_approved_column_is_required_when_configured() -> None:
     with pytest.raises(SourceDataError) as err:
         pull("toggl-october.csv", approved="column")
     assert str(err.value).startswith(
-        'toggl-october.csv: approved is "column" but a Toggl Track detailed report export has '
+        "exports: toggl-october.csv: "
+        'approved is "column" but a Toggl Track detailed report export has '
         'no "Approved?" column; set approved: all'
     )
 
@@ -392,7 +396,8 @@ def test_a_file_rate_in_another_currency_than_the_client_is_refused() -> None:
     with pytest.raises(SourceDataError) as err:
         pull("clockify-october.csv", client_currencies={CAFE: "EUR"})
     assert str(err.value) == (
-        'clockify-october.csv: line 2: column "Billable Rate (USD)": the rate is in USD but '
+        "exports: clockify-october.csv: line 2: "
+        'column "Billable Rate (USD)": the rate is in USD but '
         f"client_currencies gives {CAFE!r} EUR"
     )
 
@@ -418,7 +423,7 @@ def test_text_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
     (tmp_path / "latin1.csv").write_bytes(text.encode("latin-1", errors="replace"))
     with pytest.raises(SourceDataError) as err:
         pull("latin1.csv", base_dir=tmp_path, approved="column")
-    assert str(err.value).startswith("latin1.csv: line 2: not UTF-8 text")
+    assert str(err.value).startswith("exports: latin1.csv: line 2: not UTF-8 text")
 
 
 def test_blank_lines_and_a_trailing_totals_line_are_skipped(tmp_path: Path) -> None:

@@ -166,10 +166,12 @@ class CsvSource:
     # ---- file → rows ---------------------------------------------------------------------
 
     def _label(self, path: Path) -> str:
+        """How errors name a file: the source, then the path (relative where possible)."""
         try:
-            return path.relative_to(self._base_dir.resolve()).as_posix()
+            shown = path.relative_to(self._base_dir.resolve()).as_posix()
         except ValueError:
-            return str(path)
+            shown = str(path)
+        return f"{self.name}: {shown}"
 
     def _parse(self, text: str, label: str) -> tuple[Header, list[_Row], bool]:
         first, _, rest = text.partition("\n")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -60,6 +61,7 @@ class XeroTarget:
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
         self._tenant = str(config.tenant_id)
         self._run_nonce = uuid.uuid4().hex  # one target per run
+        self._item_defaults: dict[str, tuple[str | None, str | None]] = {}
         # A static bearer token: no expiry known here and no refresh token, so the SDK never
         # tries to refresh by itself (the OAuth flow and token store come with their own issue).
         token = {
@@ -98,10 +100,30 @@ class XeroTarget:
                 if remote.name:
                     contacts.setdefault(ContactRef(ContactKind.NAME, remote.name), remote)
         items = self._call(lambda: self._api.get_items(self._tenant).items) or []
+        for item in items:
+            sales = item.sales_details
+            if item.code and sales is not None:
+                self._item_defaults[item.code] = (sales.account_code, _enum_value(sales.tax_type))
         return Directory(contacts=contacts, item_codes=frozenset(i.code for i in items if i.code))
 
     def fingerprint(self, plan: InvoicePlan) -> str:
-        return plan.content_hash
+        """Xero fills a line's missing AccountCode and TaxType from its item's sales details;
+        the fingerprint does the same, so a re-run compares like with like."""
+        return content_hash(
+            plan.contact_id,
+            plan.slot.currency,
+            plan.invoice_date,
+            plan.due_date,
+            [self._as_stored(line) for line in plan.lines],
+        )
+
+    def _as_stored(self, line: PlannedLine) -> PlannedLine:
+        account, tax = self._item_defaults.get(line.item_code or "", (None, None))
+        return replace(
+            line,
+            account_code=line.account_code or account,
+            tax_type=line.tax_type or tax,
+        )
 
     def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
         """Every ACCREC invoice whose Reference starts with our prefix, keyed by Reference."""

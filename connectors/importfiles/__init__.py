@@ -1,0 +1,36 @@
+"""Import files for accounting systems: invoice plans → Xero / QuickBooks Online invoice CSVs.
+
+``formats`` turns plans into rows with each importer's exact columns, dates and numbers;
+``writer`` renders rows to deterministic CSV bytes, reads them back, and replaces a file
+atomically only when its bytes change.
+"""
+
+from __future__ import annotations
+
+from connectors.importfiles.formats import (
+    QUICKBOOKS_COLUMNS,
+    QUICKBOOKS_REQUIRED,
+    XERO_COLUMNS,
+    XERO_REQUIRED,
+    invoice_number,
+    parse_quickbooks_csv,
+    parse_xero_csv,
+    quickbooks_invoice_rows,
+    xero_invoice_rows,
+)
+from connectors.importfiles.writer import read_csv, render_csv, write_atomically
+
+__all__ = [
+    "QUICKBOOKS_COLUMNS",
+    "QUICKBOOKS_REQUIRED",
+    "XERO_COLUMNS",
+    "XERO_REQUIRED",
+    "invoice_number",
+    "parse_quickbooks_csv",
+    "parse_xero_csv",
+    "quickbooks_invoice_rows",
+    "read_csv",
+    "render_csv",
+    "write_atomically",
+    "xero_invoice_rows",
+]

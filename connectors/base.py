@@ -59,8 +59,13 @@ class Directory:
     item_codes: frozenset[str]
     tax_codes: frozenset[str] | None = None  # None: the target validates tax codes itself
     requires_item: bool = False  # every line needs an item (QuickBooks), not just an account
+    open_names: bool = False  # no directory to check (import files): any contact name goes
 
     def contact(self, ref: ContactRef) -> RemoteContact | None:
+        if self.open_names:  # the name is the identity: (ID, name) comes back from grouping
+            if ref.kind is ContactKind.NUMBER:
+                return None
+            return RemoteContact(contact_id=ref.value, name=ref.value, number=None, currency=None)
         if ref.kind is ContactKind.ID:
             return self.contacts.get(ContactRef(ref.kind, ref.value.lower()))
         return self.contacts.get(ref)

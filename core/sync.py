@@ -616,7 +616,11 @@ def _check_target(mapped: MappedEntry, directory: Directory) -> str | None:
         return f"contact {mapped.contact} not found in the target"
     if directory.requires_item and not mapped.item_code:
         return f"an item for {mapped.entry.task.name!r} (this target needs one on every line)"
-    if mapped.item_code and mapped.item_code not in directory.item_codes:
+    if (
+        mapped.item_code
+        and not directory.open_names
+        and mapped.item_code not in directory.item_codes
+    ):
         return f"item {mapped.item_code} not found in the target"
     if (
         directory.tax_codes is not None

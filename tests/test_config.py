@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from connectors.registry import installed
 from core.config import load_config
 from core.config_reference import render
 from core.errors import ConfigError
+from core.secrets import substitute
 from tests.conftest import ROOT, example_config, write_config
 from tests.helpers import run_cli
 
@@ -128,3 +132,25 @@ def test_config_check_validates_without_calling_anything(
         monkeypatch.delenv(name)
     bad = run_cli("config", "check", "--config", config)
     assert bad.code == 2 and "HARVEST_ACCESS_TOKEN is not set" in bad.stderr
+
+
+def test_the_commented_connector_examples_in_the_example_config_are_valid() -> None:
+    """The commented-out sources and targets are documentation: they must validate too."""
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    blocks: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        head = re.match(r"^  # ([a-z_]+):$", line)
+        if head:
+            current = head.group(1)
+            blocks[current] = []
+        elif current and line.startswith("  #   "):
+            blocks[current].append(line[len("  #   ") :])
+        else:
+            current = None
+    assert {"toggl", "clockify", "exports", "qbo", "files"} <= set(blocks)
+    env = {"TOGGL_API_TOKEN": "t", "CLOCKIFY_API_KEY": "k", "QUICKBOOKS_ACCESS_TOKEN": "q"}
+    for lines in blocks.values():
+        raw = substitute(yaml.safe_load("\n".join(lines)), env, set())
+        spec = installed()[raw["type"]]
+        spec.config_model.model_validate(raw)  # raises on any stale key

@@ -32,6 +32,7 @@ from connectors.base import (
 from core import ledger
 from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
+from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
 from core.periods import Period
 from core.report import InvoiceAction, InvoiceSummary, PendingReason, RunReport, UnmappedItem
@@ -89,6 +90,7 @@ class SyncEngine:
         self._clock = clock
         self._api_calls = api_calls
         self._resolver = Resolver(profile.rules)
+        self.lease = Lease(engine, profile.name, clock)
         self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
 
     # -- entry point ----------------------------------------------------------------------
@@ -101,9 +103,13 @@ class SyncEngine:
         started = self._clock()
         self._save_run(report, started, finished=None)
         bound.info("sync.start", dry_run=dry_run)
+        leased = False
         try:
+            self.lease.acquire()
+            leased = True
             for source in self._p.sources:
                 report.entries_pulled += self._pull(source, period, report)
+            self.lease.renew()
             directory = self._p.target.load_directory()
             remote = self._p.target.find_invoices(
                 reference_prefix(self._p.reference_prefix, self._p.name, period), period
@@ -135,6 +141,8 @@ class SyncEngine:
             bound.exception("sync.crashed")
             raise
         finally:
+            if leased:
+                self.lease.release()
             report.api_calls = self._api_calls()
             self._save_run(report, started, finished=self._clock())
         bound.info(
@@ -432,6 +440,7 @@ class SyncEngine:
                 report.invoices.append(_summary(plan, action, found))
         if not writes:
             return
+        self.lease.renew()
         results = self._p.target.push(
             [(plan, found.invoice_id if found else None) for plan, _a, found in writes]
         )

@@ -153,6 +153,17 @@ class WritebackRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class LeaseRow(SQLModel, table=True):
+    """Who is syncing a profile, until when. One row per profile; expired rows are taken over."""
+
+    __tablename__ = "leases"
+
+    profile: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    acquired_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class SyncRunRow(SQLModel, table=True):
     __tablename__ = "sync_runs"
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from core.db import open_database
+from core.lease import Lease
 from sandbox.seed import SeedSpec
 from sandbox.server import Sandbox, start_sandbox
 from tests.conftest import FAST_HARVEST, FAST_XERO, sandbox_config, write_config
@@ -413,3 +416,31 @@ def test_each_period_gets_its_own_invoices_and_earlier_periods_are_pulled_when_a
         expected = {"2026-09": expected_sep, "2026-11": expected_nov}.get(period)
         if expected is not None:
             assert Decimal(str(inv["SubTotal"])) == expected[client]
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_profile_being_synced_elsewhere_is_not_synced_twice(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    engine = open_database(db_url)
+    other = Lease(engine, "agency-monthly", lambda: datetime.now(UTC), owner="worker-2:4242")
+    other.acquire()
+    blocked = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert blocked.code == 1
+    [error] = blocked.json()["errors"]
+    assert "being synced by worker-2:4242" in error
+    assert sum(sandbox.harvest.calls.values()) == sum(sandbox.xero.calls.values()) == 0
+
+    other.release()
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+    # a crashed holder's lease expires and is taken over
+    stale = Lease(
+        engine,
+        "agency-monthly",
+        lambda: datetime.now(UTC) - timedelta(hours=1),
+        owner="crashed:1",
+    )
+    stale.acquire()
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+    engine.dispose()

@@ -1,0 +1,91 @@
+"""A lease per profile in the database: two processes never sync the same profile at once.
+
+Acquiring is one conditional statement (insert, or take over an expired lease), so it is
+atomic on SQLite and PostgreSQL alike. A crashed holder's lease expires and is taken over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from core.errors import HourbridgeError
+from core.tables import LeaseRow
+
+
+class LeaseHeldError(HourbridgeError):
+    """Another process is syncing this profile."""
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Lease:
+    engine: Engine
+    profile: str
+    clock: Callable[[], datetime]
+    ttl: timedelta = timedelta(minutes=10)
+    owner: str = field(default_factory=default_owner)
+
+    def acquire(self) -> None:
+        now = self.clock()
+        with Session(self.engine) as session:
+            taken = session.execute(
+                update(LeaseRow)
+                .where(
+                    col(LeaseRow.profile) == self.profile,
+                    (col(LeaseRow.expires_at) < now) | (col(LeaseRow.owner) == self.owner),
+                )
+                .values(owner=self.owner, expires_at=now + self.ttl, acquired_at=now)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                session.commit()
+                return
+            try:
+                session.add(
+                    LeaseRow(
+                        profile=self.profile,
+                        owner=self.owner,
+                        expires_at=now + self.ttl,
+                        acquired_at=now,
+                    )
+                )
+                session.commit()
+                return
+            except IntegrityError:
+                session.rollback()
+            holder = session.get(LeaseRow, self.profile)
+        until = f" until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
+        who = holder.owner if holder else "another process"
+        raise LeaseHeldError(
+            f"profile {self.profile!r} is being synced by {who}{until}; "
+            "nothing was pulled or pushed (a crashed run's lease expires by itself)"
+        )
+
+    def renew(self) -> None:
+        with Session(self.engine) as session:
+            session.execute(
+                update(LeaseRow)
+                .where(col(LeaseRow.profile) == self.profile, col(LeaseRow.owner) == self.owner)
+                .values(expires_at=self.clock() + self.ttl)
+            )
+            session.commit()
+
+    def release(self) -> None:
+        with Session(self.engine) as session:
+            session.execute(
+                delete(LeaseRow).where(
+                    col(LeaseRow.profile) == self.profile, col(LeaseRow.owner) == self.owner
+                )
+            )
+            session.commit()

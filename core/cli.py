@@ -275,21 +275,26 @@ def connectors() -> None:
 
 @app.command()
 def sandbox(
+    *,
     harvest_port: Annotated[int, typer.Option(help="Port of the fake Harvest.")] = 8765,
     xero_port: Annotated[int, typer.Option(help="Port of the fake Xero.")] = 8766,
     quickbooks_port: Annotated[int, typer.Option(help="Port of the fake QuickBooks.")] = 8767,
+    toggl_port: Annotated[int, typer.Option(help="Port of the fake Toggl.")] = 8768,
+    clockify_port: Annotated[int, typer.Option(help="Port of the fake Clockify.")] = 8769,
     xero_per_minute: Annotated[
         int, typer.Option(help="Fake Xero calls per minute per tenant (Xero: 60).")
     ] = 60,
 ) -> None:
-    """Serve the fake Harvest, Xero and QuickBooks on 127.0.0.1 in the foreground (Ctrl-C
-    stops)."""
+    """Serve every fake (Harvest, Toggl, Clockify, Xero, QuickBooks) on 127.0.0.1 in the
+    foreground; Ctrl-C or SIGTERM stops them."""
     from sandbox.server import serve_forever  # noqa: PLC0415  (dev tool; keeps startup light)
 
     serve_forever(
         harvest_port=harvest_port,
         xero_port=xero_port,
         quickbooks_port=quickbooks_port,
+        toggl_port=toggl_port,
+        clockify_port=clockify_port,
         xero_per_minute=xero_per_minute,
     )
 

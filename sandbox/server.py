@@ -8,11 +8,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from sandbox.clockify import FakeClockify
 from sandbox.harvest import FakeHarvest, HarvestSettings
 from sandbox.quickbooks import FakeQuickBooks, QboSettings
 from sandbox.seed import AgencyMonth, SeedSpec, build_agency_month
 from sandbox.serving import RunningServer, start_server
+from sandbox.toggl import FakeToggl
+from sandbox.tracker_seed import build_clockify, build_toggl
 from sandbox.xero import FakeXero, XeroSettings
 
 
@@ -23,6 +27,8 @@ class Sandbox:
     xero: FakeXero
     quickbooks: FakeQuickBooks
     servers: list[RunningServer] = field(default_factory=list)
+    toggl: FakeToggl | None = None
+    clockify: FakeClockify | None = None
 
     @property
     def quickbooks_url(self) -> str:
@@ -68,13 +74,26 @@ def start_sandbox(
     harvest_settings: HarvestSettings | None = None,
     xero_settings: XeroSettings | None = None,
     quickbooks_settings: QboSettings | None = None,
+    trackers: bool = False,
+    toggl_port: int = 0,
+    clockify_port: int = 0,
 ) -> Sandbox:
+    """Harvest, Xero and QuickBooks always; Toggl and Clockify too with ``trackers``."""
     month = build_agency_month(spec or SeedSpec())
     harvest, xero = make_fakes(month, harvest_settings, xero_settings)
     qbo = FakeQuickBooks.from_month(month, quickbooks_settings)
     sandbox = Sandbox(month=month, harvest=harvest, xero=xero, quickbooks=qbo)
+    apps: list[tuple[Any, int]] = [
+        (harvest, harvest_port),
+        (xero, xero_port),
+        (qbo, quickbooks_port),
+    ]
+    if trackers:
+        sandbox.toggl = FakeToggl(build_toggl(spec))
+        sandbox.clockify = FakeClockify(build_clockify(spec))
+        apps += [(sandbox.toggl, toggl_port), (sandbox.clockify, clockify_port)]
     try:
-        for app, port in ((harvest, harvest_port), (xero, xero_port), (qbo, quickbooks_port)):
+        for app, port in apps:
             sandbox.servers.append(start_server(app, port=port))
     except OSError:
         sandbox.stop()
@@ -92,7 +111,13 @@ def running_sandbox(spec: SeedSpec | None = None, **kwargs: object) -> Iterator[
 
 
 def serve_forever(
-    *, harvest_port: int, xero_port: int, quickbooks_port: int, xero_per_minute: int
+    *,
+    harvest_port: int,
+    xero_port: int,
+    quickbooks_port: int,
+    toggl_port: int,
+    clockify_port: int,
+    xero_per_minute: int,
 ) -> None:
     """Serve until SIGINT/SIGTERM; print where the fakes listen and the credentials to use."""
     try:
@@ -101,6 +126,9 @@ def serve_forever(
             xero_port=xero_port,
             quickbooks_port=quickbooks_port,
             xero_settings=XeroSettings(per_minute=xero_per_minute),
+            trackers=True,
+            toggl_port=toggl_port,
+            clockify_port=clockify_port,
         )
     except OSError as exc:
         sys.stderr.write(f"error: cannot listen on 127.0.0.1: {exc.strerror or exc}\n")
@@ -118,6 +146,9 @@ def serve_forever(
         f"period {month.spec.period}",
         f"export HARVEST_ACCESS_TOKEN={sandbox.harvest.settings.access_token}",
         f"export XERO_ACCESS_TOKEN={sandbox.xero.settings.access_token}",
+        f"fake Toggl:    {sandbox.servers[3].url}  (workspace "
+        f"{sandbox.toggl.data.workspace_id if sandbox.toggl else '?'})",
+        f"fake Clockify: {sandbox.servers[4].url}/api/v1 and /reports/v1",
         f"export QUICKBOOKS_ACCESS_TOKEN={sandbox.quickbooks.settings.access_token}",
         "ready",
     ]

@@ -144,3 +144,32 @@ def test_quickbooks_rejections_and_throttles_are_reported_not_raised(
     assert retried.code == 0, retried.stdout
     assert retried.json()["invoices_failed"] == 0
     assert retried.json()["invoices_created"] == report["invoices_failed"]
+
+
+@pytest.mark.usefixtures("qbo_env")
+def test_an_edited_entry_updates_only_its_unsent_invoice_keeping_its_id(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "qbo.yaml", quickbooks_config(sandbox, db_url))
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+    before = {k: dict(v) for k, v in sandbox.quickbooks.invoices.items()}
+    entry = next(
+        e
+        for e in sandbox.month.time_entries
+        if e["client"]["id"] == 5000003
+        and e["is_closed"]
+        and e["billable"]
+        and not e["is_billed"]
+        and e["spent_date"].startswith(PERIOD)
+        and e["task"]["id"] < 8000007
+    )
+    sandbox.harvest.edit_entry(entry["id"], hours=float(Decimal(str(entry["hours"])) + 1))
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert (report["invoices_created"], report["invoices_updated"]) == (0, 1)
+    assert set(sandbox.quickbooks.invoices) == set(before)
+    changed = [k for k, v in sandbox.quickbooks.invoices.items() if v != before[k]]
+    assert len(changed) == 1
+    inv = sandbox.quickbooks.invoices[changed[0]]
+    assert int(inv["SyncToken"]) == int(before[changed[0]]["SyncToken"]) + 1
+    delta = _subtotal(inv) - _subtotal(before[changed[0]])
+    assert delta == Decimal(str(entry["billable_rate"]))  # one more hour at the entry's rate

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, select
 
+from connectors.base import InvoicedWriter
+from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
+from core import ledger
 from core import logging as hblog
 from core.config import LoadedConfig, load_config
 from core.config_reference import render as render_reference
@@ -25,6 +28,8 @@ from core.db import open_database
 from core.errors import ConfigError, HourbridgeError
 from core.factory import build_profile
 from core.http import CallCounter
+from core.invoices import reference_prefix
+from core.lease import Lease
 from core.periods import Period
 from core.report import RunReport
 from core.sync import SyncEngine
@@ -43,6 +48,10 @@ runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 config_app = typer.Typer(help="Check and document the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+invoices_app = typer.Typer(
+    help="Our invoices, and confirming imported files.", no_args_is_help=True
+)
+app.add_typer(invoices_app, name="invoices")
 
 # Off a terminal (pipes, CI, `make demo`), tables get room instead of the 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -241,6 +250,122 @@ def runs_show(
     if row is None:
         raise _fail(f"no run {run_id!r}; see `hourbridge runs list`")
     _emit(RunReport.from_json(row.report), as_json)
+
+
+@invoices_app.command("list")
+def invoices_list(
+    config: ConfigOpt,
+    profile: ProfileOpt = None,
+    period: Annotated[str | None, typer.Option("--period", help="Only this month.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the invoices hourbridge planned or pushed, with their status."""
+    loaded = _load(config)
+    name, _cfg = _profile(loaded, profile)
+    wanted = str(_period(loaded, period)) if period else None
+    engine = open_database(loaded.database_url)
+    with Session(engine) as session:
+        rows = sorted(
+            (
+                r
+                for r in ledger.invoice_rows(session, name).values()
+                if wanted is None or r.period == wanted
+            ),
+            key=lambda r: (r.period, r.contact_name, r.seq),
+        )
+    if as_json:
+        data = [
+            {
+                "key": r.key,
+                "period": r.period,
+                "contact": r.contact_name,
+                "currency": r.currency,
+                "status": r.status,
+                "number": r.number,
+                "subtotal": str(r.subtotal),
+                "error": r.error,
+            }
+            for r in rows
+        ]
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"Invoices of {name}")
+    for column in ("period", "contact", "currency", "status", "number", "key"):
+        table.add_column(column)
+    table.add_column("subtotal", justify="right")
+    for r in rows:
+        table.add_row(
+            r.period,
+            r.contact_name,
+            r.currency,
+            r.status,
+            r.number or "",
+            r.key,
+            f"{r.subtotal:,.2f}",
+        )
+    out.print(table)
+
+
+@invoices_app.command("confirm")
+def invoices_confirm(
+    config: ConfigOpt,
+    period: Annotated[str, typer.Option("--period", help="The month whose file was imported.")],
+    profile: ProfileOpt = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Only these invoice keys (repeatable); default: all."),
+    ] = None,
+) -> None:
+    """Confirm that an import file was imported: bill its entries and take the imported
+    invoices out of the file, so they are never imported twice."""
+    loaded = _load(config)
+    billing = _period(loaded, period)
+    calls = CallCounter()
+    try:
+        built = build_profile(loaded, profile, calls)
+    except ConfigError as exc:
+        raise _fail(f"{config}: {exc}") from None
+    target = built.target
+    if not isinstance(target, ImportFileTarget):
+        raise _fail(f"profile {built.name!r} does not write import files; nothing to confirm")
+    engine = open_database(loaded.database_url)
+    lease = Lease(engine, built.name, lambda: datetime.now(UTC))
+    try:
+        lease.acquire()
+    except HourbridgeError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    try:
+        writers = {s.name for s in built.sources if isinstance(s, InvoicedWriter)}
+        with Session(engine) as session:
+            confirmed, billed = ledger.confirm_exported(
+                session,
+                built.name,
+                str(billing),
+                keys=set(key) if key else None,
+                writers=writers,
+                now=datetime.now(UTC),
+            )
+            session.commit()  # the ledger first: the file can always be tidied again
+            done = ledger.locked_keys(session, built.name, str(billing))
+        prefix = reference_prefix(built.reference_prefix, built.name, billing)
+        removed = target.remove(prefix, done)
+    finally:
+        lease.release()
+    if key and len(confirmed) != len(set(key)):
+        missing = set(key) - {c.key for c in confirmed}
+        err.print(f"[yellow]warning:[/] not awaiting confirmation: {', '.join(sorted(missing))}")
+    out.print(
+        f"confirmed {len(confirmed)} invoice(s), {billed} entries billed; "
+        f"{removed} invoice(s) taken out of {target.file_for(prefix)}",
+        highlight=False,
+    )
+
+
+def _profile(loaded: LoadedConfig, name: str | None) -> tuple[str, Any]:
+    try:
+        return loaded.config.profile(name)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 @config_app.command("check")

@@ -16,7 +16,9 @@ from core.money import ZERO
 from core.report import EntryChange
 from core.tables import (
     InvoiceRow,
+    InvoiceStatus,
     LedgerRow,
+    LedgerState,
     SourceEntryRow,
     SyncCursor,
     WritebackRow,
@@ -204,3 +206,52 @@ def _mark(
         row.last_error = error[:2000]
         row.updated_at = now
         session.add(row)
+
+
+def confirm_exported(
+    session: Session,
+    profile: str,
+    period: str,
+    *,
+    keys: set[str] | None,
+    writers: set[str],
+    now: datetime,
+) -> tuple[list[InvoiceRow], int]:
+    """An import was confirmed: its invoices' entries become billed, the invoices locked."""
+    invoices = [
+        row
+        for row in invoice_rows(session, profile).values()
+        if row.period == period
+        and row.status == InvoiceStatus.EXPORTED.value
+        and (keys is None or row.key in keys)
+    ]
+    billed = 0
+    for invoice in invoices:
+        for lrow in rows_for_invoice(session, invoice.key):
+            if lrow.state != LedgerState.EXPORTED.value:
+                continue
+            lrow.state = LedgerState.CONFIRMED.value
+            lrow.updated_at = now
+            session.add(lrow)
+            billed += 1
+            if lrow.source in writers:
+                session.merge(
+                    WritebackRow(
+                        source=lrow.source,
+                        source_id=lrow.source_id,
+                        invoice_key=invoice.key,
+                        updated_at=now,
+                    )
+                )
+        invoice.status = InvoiceStatus.LOCKED.value
+        invoice.updated_at = now
+        session.add(invoice)
+    return invoices, billed
+
+
+def locked_keys(session: Session, profile: str, period: str) -> set[str]:
+    return {
+        row.key
+        for row in invoice_rows(session, profile).values()
+        if row.period == period and row.status == InvoiceStatus.LOCKED.value
+    }

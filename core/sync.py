@@ -92,6 +92,9 @@ class SyncEngine:
         self._resolver = Resolver(profile.rules)
         self.lease = Lease(engine, profile.name, clock)
         self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
+        # Import files wait for a person to confirm the import before their entries are billed.
+        self._awaiting = bool(getattr(profile.target, "awaits_confirmation", False))
+        self._held = LedgerState.EXPORTED if self._awaiting else LedgerState.CONFIRMED
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -248,7 +251,11 @@ class SyncEngine:
                     for lrow in ledger.rows_for_invoice(session, key):
                         if lrow.confirmed_hash is None:
                             session.delete(lrow)  # never reached the target: bill it anew
-                elif row.status != InvoiceStatus.FAILED.value:
+                elif row.status not in (
+                    InvoiceStatus.FAILED.value,
+                    InvoiceStatus.LOCKED.value,
+                    InvoiceStatus.EXPORTED.value,
+                ):
                     row.status = InvoiceStatus.DRAFT.value
                 session.add(row)
 
@@ -260,7 +267,7 @@ class SyncEngine:
         now = self._clock()
         for lrow in rows:
             if lrow.state == LedgerState.PUSHED.value:
-                if lrow.confirmed_hash is None:
+                if lrow.confirmed_hash is None and not self._awaiting:
                     newly += 1
                     if lrow.source in self._writers:
                         # recorded with the confirmation, so a crash can't lose it
@@ -272,7 +279,7 @@ class SyncEngine:
                                 updated_at=now,
                             )
                         )
-                lrow.state = LedgerState.CONFIRMED.value
+                lrow.state = self._held.value
                 lrow.confirmed_hash = found.content_hash
                 lrow.updated_at = now
                 session.add(lrow)
@@ -287,9 +294,12 @@ class SyncEngine:
         row.total_tax = found.total_tax
         row.total = found.total
         row.error = None
-        row.status = (
-            InvoiceStatus.DRAFT.value if found.status == "DRAFT" else InvoiceStatus.LOCKED.value
-        )
+        if found.status != "DRAFT":
+            row.status = InvoiceStatus.LOCKED.value
+        else:
+            row.status = (
+                InvoiceStatus.EXPORTED.value if self._awaiting else InvoiceStatus.DRAFT.value
+            )
         row.updated_at = now
         session.add(row)
         return newly
@@ -298,7 +308,7 @@ class SyncEngine:
         """The write did not land: entries go back to what the target last confirmed."""
         for lrow in rows:
             if lrow.confirmed_hash is not None:
-                lrow.state = LedgerState.CONFIRMED.value
+                lrow.state = self._held.value
                 session.add(lrow)
             else:
                 session.delete(lrow)
@@ -354,7 +364,7 @@ class SyncEngine:
         for row in invoices.values():
             if (
                 row.period == str(period)
-                and row.status == InvoiceStatus.DRAFT.value
+                and row.status in (InvoiceStatus.DRAFT.value, InvoiceStatus.EXPORTED.value)
                 and row.remote_id is not None
                 and (row.contact, row.currency) not in planned_slots
             ):
@@ -540,7 +550,7 @@ class SyncEngine:
             if writing:
                 lrow.state = LedgerState.PUSHED.value
             else:
-                lrow.state = LedgerState.CONFIRMED.value
+                lrow.state = self._held.value
                 lrow.confirmed_hash = self._p.target.fingerprint(plan)
             session.add(lrow)
 

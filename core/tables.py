@@ -16,6 +16,7 @@ class LedgerState(StrEnum):
     PLANNED = "planned"  # assigned to an invoice key, not yet sent
     PUSHED = "pushed"  # sent in a write whose answer we have not seen
     CONFIRMED = "confirmed"  # the target confirmed the invoice holds this entry
+    EXPORTED = "exported"  # in an import file awaiting the operator's confirmation: not billed
 
 
 class InvoiceStatus(StrEnum):
@@ -23,6 +24,7 @@ class InvoiceStatus(StrEnum):
     DRAFT = "draft"  # in the target as DRAFT; may still be updated
     LOCKED = "locked"  # no longer DRAFT in the target; never touched again
     FAILED = "failed"  # the target rejected it; see error
+    EXPORTED = "exported"  # written to an import file; billed once the import is confirmed
 
 
 class RunStatus(StrEnum):

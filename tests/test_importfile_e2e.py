@@ -26,9 +26,11 @@ XERO_HEADER = (
 )
 
 
-def file_config(sandbox: Sandbox, db_url: str, kind: str) -> dict[str, Any]:
+def file_config(
+    sandbox: Sandbox, db_url: str, kind: str, billed_when: str = "confirmed"
+) -> dict[str, Any]:
     data = sandbox_config(sandbox, db_url)
-    data["targets"] = {"files": {"type": kind, "directory": "out"}}
+    data["targets"] = {"files": {"type": kind, "directory": "out", "billed_when": billed_when}}
     profile = data["profiles"]["agency-monthly"]
     profile["target"] = "files"
     names = {str(c["id"]): c["name"] for c in sandbox.month.clients}
@@ -45,9 +47,11 @@ def file_config(sandbox: Sandbox, db_url: str, kind: str) -> dict[str, Any]:
 def test_xero_import_file_matches_the_documented_format_and_reruns_byte_identical(
     sandbox: Sandbox, db_url: str, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", file_config(sandbox, db_url, "xero_csv"))
+    data = file_config(sandbox, db_url, "xero_csv", billed_when="written")
+    config = write_config(tmp_path / "c.yaml", data)
     first = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
     assert first.code == 0, first.stdout + first.stderr
+    assert first.json()["entries_billed"] > 0  # billed_when: written
     files = list((tmp_path / "out").glob("*.csv"))
     assert [f.name for f in files] == [f"hb-agency-monthly-{PERIOD}-xero.csv"]
     raw = files[0].read_bytes()
@@ -114,3 +118,66 @@ def test_quickbooks_import_file_and_an_edit_rewrites_only_that_invoice(
     total = sum((Decimal(r["*ItemAmount"]) for r in edited_after), Decimal(0))
     previous = sum((Decimal(r["*ItemAmount"]) for r in edited_before), Decimal(0))
     assert total - previous == Decimal(str(entry["billable_rate"]))  # one more hour
+
+
+@pytest.mark.usefixtures("tokens")
+def test_entries_are_billed_only_when_the_import_is_confirmed(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", file_config(sandbox, db_url, "xero_csv"))
+    first = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert first["entries_billed"] == 0 and first["invoices_created"] > 0
+    listed = run_cli("invoices", "list", "--config", config, "--period", PERIOD, "--json")
+    statuses = {r["status"] for r in listed.json_list()}
+    assert statuses == {"exported"}
+    path = tmp_path / "out" / f"hb-agency-monthly-{PERIOD}-xero.csv"
+    written = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+    confirm = run_cli("invoices", "confirm", "--config", config, "--period", PERIOD)
+    assert confirm.code == 0, confirm.stderr
+    invoices = first["invoices_created"]
+    assert "entries billed" in confirm.stdout and written
+    assert f"confirmed {invoices} invoice(s)" in confirm.stdout
+    assert f"{invoices} invoice(s) taken out" in confirm.stdout
+    # the imported invoices leave the file: importing it again can never duplicate them
+    assert path.read_text(encoding="utf-8").strip() == XERO_HEADER
+    locked = run_cli("invoices", "list", "--config", config, "--period", PERIOD, "--json")
+    assert {r["status"] for r in locked.json_list()} == {"locked"}
+
+    again = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert (again["invoices_created"], again["invoices_updated"], again["entries_billed"]) == (
+        0,
+        0,
+        0,
+    )
+    assert path.read_text(encoding="utf-8").strip() == XERO_HEADER
+
+    # a late entry goes on a new invoice, alone in the file
+    template = next(
+        e
+        for e in sandbox.month.time_entries
+        if e["client"]["id"] == 5000001
+        and e["is_closed"]
+        and e["billable"]
+        and not e["is_billed"]
+        and e["spent_date"].startswith(PERIOD)
+        and e["task"]["id"] < 8000007
+    )
+    late = dict(template, id=2199999997, hours=2.0, spent_date="2026-10-30")
+    del late["created_at"], late["updated_at"]
+    sandbox.harvest.add_entry(late)
+    third = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert third["invoices_created"] == 1
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    assert {r["*ContactName"] for r in rows} == {template["client"]["name"]}
+    assert sum(Decimal(r["*Quantity"]) for r in rows) == Decimal("2.0")
+
+
+@pytest.mark.usefixtures("tokens")
+def test_confirm_refuses_a_profile_without_import_files(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    result = run_cli("invoices", "confirm", "--config", config, "--period", PERIOD)
+    assert result.code == 2
+    assert "does not write import files" in result.stderr

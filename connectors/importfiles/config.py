@@ -16,6 +16,11 @@ class ImportFileConfig(BaseModel):
     directory: str = Field(
         default="exports", min_length=1, description="where files go; relative to the config"
     )
+    billed_when: Literal["confirmed", "written"] = Field(
+        default="confirmed",
+        description="confirmed: entries are billed once `hourbridge invoices confirm` says the "
+        "file was imported; written: writing the file counts as billing",
+    )
     date_order: Literal["dmy", "mdy"] | None = Field(
         default=None,
         description="dates as DD/MM/YYYY or MM/DD/YYYY; default: dmy for Xero, mdy for "

@@ -4,7 +4,9 @@ One file per profile and period, ``<prefix>-<profile>-<YYYY-MM>-<format>.csv`` i
 directory. The file is the target's state: our invoices are found in it by key (Xero's
 ``Reference`` column, QuickBooks' ``Memo``), a re-run rewrites it only when something changed
 (atomically: a crash never leaves half a file), and an unchanged period gives byte-identical
-output. Writing the file counts as billing its entries; review the file before importing it.
+output. By default its entries are billed only once the operator confirms the import
+(`hourbridge invoices confirm`), which also takes the imported invoices out of the file so
+they are never imported twice; with ``billed_when: written`` writing the file is enough.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ImportFileTarget:
         )
         self._path: Path | None = None
         self.written: list[Path] = []
+        self.awaits_confirmation = config.billed_when == "confirmed"
 
     def load_directory(self) -> Directory:
         return Directory(contacts={}, item_codes=frozenset(), open_names=True)
@@ -96,6 +99,23 @@ class ImportFileTarget:
             results.append(
                 PushResult(plan.key, ok=True, remote=self._remote(plan.key, rows, "DRAFT"))
             )
+        self._write(by_key)
+        yield from results
+
+    def remove(self, reference_prefix: str, keys: set[str]) -> int:
+        """Take invoices out of the period's file (they were imported). Returns how many."""
+        self._path = self.file_for(reference_prefix)
+        by_key = self._existing()
+        gone = [key for key in by_key if key in keys]
+        if not gone:
+            return 0
+        for key in gone:
+            del by_key[key]
+        self._write(by_key)
+        return len(gone)
+
+    def _write(self, by_key: dict[str, Rows]) -> None:
+        assert self._path is not None
         ordered = sorted(by_key.items(), key=lambda kv: (kv[1][0][self._contact_column], kv[0]))
         data = render_csv(self._columns, [row for _key, rows in ordered for row in rows])
         try:
@@ -107,7 +127,6 @@ class ImportFileTarget:
             ) from exc
         if changed:
             self.written.append(self._path)
-        yield from results
 
     def _existing(self) -> dict[str, Rows]:
         assert self._path is not None

@@ -60,6 +60,8 @@ class Directory:
     tax_codes: frozenset[str] | None = None  # None: the target validates tax codes itself
     requires_item: bool = False  # every line needs an item (QuickBooks), not just an account
     open_names: bool = False  # no directory to check (import files): any contact name goes
+    classes: frozenset[str] | None = None  # QuickBooks Classes (names and Ids); None: unused
+    departments: frozenset[str] | None = None  # QuickBooks Departments; None: unused
 
     def contact(self, ref: ContactRef) -> RemoteContact | None:
         if self.open_names:  # the name is the identity: (ID, name) comes back from grouping

@@ -27,13 +27,14 @@ class PlannedLine:
     item_code: str | None
     account_code: str | None
     tax_type: str | None
+    category: str | None = None  # QuickBooks Class
 
     @property
     def amount(self) -> Decimal:
         return cents(self.quantity * self.unit_price)
 
-    def signature(self) -> tuple[str, str, str, str, str, str]:
-        return (
+    def signature(self) -> tuple[str, ...]:
+        base = (
             self.description,
             str(self.quantity.normalize()),
             str(self.unit_price.normalize()),
@@ -41,6 +42,7 @@ class PlannedLine:
             self.account_code or "",
             self.tax_type or "",
         )
+        return (*base, self.category) if self.category else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class InvoicePlan:
     due_date: date
     lines: tuple[PlannedLine, ...]
     entries: tuple[MappedEntry, ...]
+    department: str | None = None  # QuickBooks Department
 
     @property
     def subtotal(self) -> Decimal:
@@ -99,11 +102,13 @@ def content_hash(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+# description, item, account, tax, unit price, class: entries alike in all of these share a line
+_Group = tuple[str, str | None, str | None, str | None, Decimal, str | None]
+
+
 def build_lines(entries: Sequence[MappedEntry]) -> tuple[PlannedLine, ...]:
     """Group by task and price (a task billed at two rates gives two lines), in a stable order."""
-    groups: dict[tuple[str, str | None, str | None, str | None, Decimal], Decimal] = defaultdict(
-        lambda: ZERO
-    )
+    groups: dict[_Group, Decimal] = defaultdict(lambda: ZERO)
     for mapped in entries:
         group = (
             mapped.description,
@@ -111,6 +116,7 @@ def build_lines(entries: Sequence[MappedEntry]) -> tuple[PlannedLine, ...]:
             mapped.account_code,
             mapped.tax_type,
             mapped.unit_price,
+            mapped.category,
         )
         groups[group] += mapped.entry.quantity
     lines = [
@@ -121,11 +127,14 @@ def build_lines(entries: Sequence[MappedEntry]) -> tuple[PlannedLine, ...]:
             item_code=item,
             account_code=account,
             tax_type=tax,
+            category=category,
         )
-        for (desc, item, account, tax, price), qty in groups.items()
+        for (desc, item, account, tax, price, category), qty in groups.items()
         if qty != ZERO
     ]
-    return tuple(sorted(lines, key=lambda line: (line.description, line.unit_price)))
+    return tuple(
+        sorted(lines, key=lambda line: (line.description, line.unit_price, line.category or ""))
+    )
 
 
 def build_plan(
@@ -148,4 +157,5 @@ def build_plan(
         due_date=invoice_date + timedelta(days=due_days),
         lines=build_lines(ordered),
         entries=ordered,
+        department=next((m.department for m in ordered if m.department), None),
     )

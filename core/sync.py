@@ -631,23 +631,32 @@ def _pending_reason(entry: SourceEntry, *, on_our_invoice: bool) -> PendingReaso
 
 
 def _check_target(mapped: MappedEntry, directory: Directory) -> str | None:
-    if directory.contact(mapped.contact) is None:
-        return f"contact {mapped.contact} not found in the target"
-    if directory.requires_item and not mapped.item_code:
-        return f"an item for {mapped.entry.task.name!r} (this target needs one on every line)"
-    if (
-        mapped.item_code
-        and not directory.open_names
-        and mapped.item_code not in directory.item_codes
-    ):
-        return f"item {mapped.item_code} not found in the target"
-    if (
-        directory.tax_codes is not None
-        and mapped.tax_type
-        and mapped.tax_type not in directory.tax_codes
-    ):
-        return f"tax code {mapped.tax_type} not found in the target"
+    """Why the target can't take this entry's mapping (what it names doesn't exist), if so."""
+    problems = [
+        (directory.contact(mapped.contact) is None, f"contact {mapped.contact}"),
+        (
+            directory.requires_item and not mapped.item_code,
+            f"an item for {mapped.entry.task.name!r} (this target needs one on every line)",
+        ),
+        (
+            bool(mapped.item_code)
+            and not directory.open_names
+            and mapped.item_code not in directory.item_codes,
+            f"item {mapped.item_code}",
+        ),
+        (_missing(mapped.category, directory.classes), f"class {mapped.category}"),
+        (_missing(mapped.department, directory.departments), f"department {mapped.department}"),
+        (_missing(mapped.tax_type, directory.tax_codes), f"tax code {mapped.tax_type}"),
+    ]
+    for failed, what in problems:
+        if failed:
+            return what if what.startswith("an item") else f"{what} not found in the target"
     return None
+
+
+def _missing(value: str | None, known: frozenset[str] | None) -> bool:
+    """A value the mapping gives that the target's list (when it has one) doesn't hold."""
+    return known is not None and value is not None and value not in known
 
 
 def _parse_contact(text: str) -> ContactRef:

@@ -46,6 +46,8 @@ class MappedEntry:
     description: str
     unit_price: Decimal
     rate_rule: str
+    category: str | None = None  # QuickBooks Class of the line
+    department: str | None = None  # QuickBooks Department of the invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,15 @@ class Resolver:
             or ("Expenses" if entry.kind is EntryKind.EXPENSE else "Professional services"),
             unit_price=price,
             rate_rule=rule_name,
+            category=self._category(entry, client_rule),
+            department=client_rule.qbo_department,
         )
+
+    def _category(self, entry: SourceEntry, client_rule: ClientRule) -> str | None:
+        project_rule = _lookup(self._rules.projects, entry.source, entry.project.id)
+        if project_rule is not None and project_rule.qbo_class:
+            return project_rule.qbo_class
+        return client_rule.qbo_class
 
     def _task_rule(self, entry: SourceEntry) -> TaskRule | None:
         if entry.kind is EntryKind.EXPENSE:

@@ -41,6 +41,14 @@ class ClientRule(_Rule):
     rate: Decimal | None = Field(
         default=None, ge=0, decimal_places=4, description="hourly rate overriding the tracker's"
     )
+    qbo_class: str | None = Field(
+        default=None, min_length=1, description="QuickBooks Class (name or Id) on its lines"
+    )
+    qbo_department: str | None = Field(
+        default=None,
+        min_length=1,
+        description="QuickBooks Department / location (name or Id) on its invoices",
+    )
 
     @model_validator(mode="after")
     def _one_contact(self) -> ClientRule:
@@ -79,6 +87,11 @@ class ProjectRule(_Rule):
         ge=0,
         decimal_places=4,
         description="hourly rate overriding the client's and the tracker's",
+    )
+    qbo_class: str | None = Field(
+        default=None,
+        min_length=1,
+        description="QuickBooks Class (name or Id) on its lines; wins over the client's",
     )
 
 

@@ -173,3 +173,77 @@ def test_an_edited_entry_updates_only_its_unsent_invoice_keeping_its_id(
     assert int(inv["SyncToken"]) == int(before[changed[0]]["SyncToken"]) + 1
     delta = _subtotal(inv) - _subtotal(before[changed[0]])
     assert delta == Decimal(str(entry["billable_rate"]))  # one more hour at the entry's rate
+
+
+@pytest.mark.usefixtures("qbo_env")
+def test_classes_and_departments_from_the_mapping_reach_quickbooks(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    lists = sandbox.quickbooks.lists
+    lists["Class"]["901"] = {
+        "Id": "901",
+        "Name": "Design Studio",
+        "Active": True,
+        "FullyQualifiedName": "Design Studio",
+    }
+    lists["Department"]["951"] = {
+        "Id": "951",
+        "Name": "Wellington",
+        "Active": True,
+        "FullyQualifiedName": "Wellington",
+    }
+    data = quickbooks_config(sandbox, db_url)
+    mapping = data["profiles"]["agency-monthly"]["mapping"]
+    mapping["clients"]["5000003"]["qbo_department"] = "Wellington"
+    project = next(p for p in sandbox.month.projects if p["client"]["id"] == 5000003)
+    mapping["projects"][str(project["id"])] = {"qbo_class": "Design Studio"}
+    config = write_config(tmp_path / "qbo.yaml", data)
+    assert run_cli("sync", "--config", config, "--period", PERIOD).code == 0
+
+    name = next(c["name"] for c in sandbox.month.clients if c["id"] == 5000003)
+    [invoice] = _qbo_by_customer(sandbox)[name]
+    assert invoice["DepartmentRef"]["value"] == "951"
+    classed = [
+        line
+        for line in invoice["Line"]
+        if line.get("DetailType") == "SalesItemLineDetail"
+        and (line["SalesItemLineDetail"].get("ClassRef") or {}).get("value") == "901"
+    ]
+    expected = sum(
+        (
+            Decimal(str(e["hours"])) * Decimal(str(e["billable_rate"]))
+            for e in sandbox.month.time_entries
+            if e["project"]["id"] == project["id"]
+            and e["is_closed"]
+            and e["billable"]
+            and not e["is_billed"]
+            and not e["is_running"]
+            and e["spent_date"].startswith(PERIOD)
+            and e["task"]["id"] < 8000007
+        ),
+        Decimal(0),
+    )
+    expected += sum(  # expenses on the project carry its class too
+        (
+            Decimal(str(x["total_cost"]))
+            for x in sandbox.month.expenses
+            if x["project"]["id"] == project["id"]
+            and x["is_closed"]
+            and x["billable"]
+            and not x["is_billed"]
+            and x["spent_date"].startswith(PERIOD)
+        ),
+        Decimal(0),
+    )
+    assert expected > 0
+    assert sum((Decimal(str(line["Amount"])) for line in classed), Decimal(0)) == expected
+    again = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert (again["invoices_created"], again["invoices_updated"]) == (0, 0)
+
+    # a class QuickBooks doesn't have keeps those entries pending, named
+    mapping["projects"][str(project["id"])] = {"qbo_class": "No Such Class"}
+    write_config(config, data)
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert any(
+        u["what"] == "class No Such Class not found in the target" for u in report["unmapped"]
+    )

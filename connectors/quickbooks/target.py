@@ -111,6 +111,8 @@ class QuickBooksTarget:
         self._items: dict[str, str] = {}  # item name → Id
         self._item_names: dict[str, str] = {}  # Id → name
         self._tax: dict[str, str] = {}  # tax code name or Id → Id
+        self._classes: dict[str, str] = {}  # class name or Id → Id
+        self._departments: dict[str, str] = {}  # department name or Id → Id
 
     # -- look-ups -------------------------------------------------------------------------
 
@@ -132,11 +134,17 @@ class QuickBooksTarget:
         for code in self._select("TaxCode"):
             self._tax[str(code["Name"])] = str(code["Id"])
             self._tax[str(code["Id"])] = str(code["Id"])
+        for entity, names in (("Class", self._classes), ("Department", self._departments)):
+            for record in self._select(entity):
+                names[str(record["Name"])] = str(record["Id"])
+                names[str(record["Id"])] = str(record["Id"])
         return Directory(
             contacts=contacts,
             item_codes=frozenset(self._items),
             tax_codes=frozenset(self._tax),
             requires_item=True,
+            classes=frozenset(self._classes),
+            departments=frozenset(self._departments),
         )
 
     def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
@@ -152,7 +160,10 @@ class QuickBooksTarget:
 
     def fingerprint(self, plan: InvoicePlan) -> str:
         """Accounts live on QuickBooks items, so lines compare without account codes."""
-        lines = [_bare(line, self._tax_id(line.tax_type)) for line in plan.lines]
+        lines = [
+            _bare(line, self._tax_id(line.tax_type), self._class_id(line.category))
+            for line in plan.lines
+        ]
         return content_hash(
             plan.contact_id, plan.slot.currency, plan.invoice_date, plan.due_date, lines
         )
@@ -216,6 +227,8 @@ class QuickBooksTarget:
         invoice.PrintStatus = "NotSet"
         if self._config.doc_numbers == "ours":
             invoice.DocNumber = doc_number(plan.key)
+        if plan.department:
+            invoice.DepartmentRef = _ref(self._departments.get(plan.department, plan.department))
         for line in plan.lines:
             invoice.Line.append(self._line(line))
         return invoice
@@ -231,10 +244,16 @@ class QuickBooksTarget:
         tax_id = self._tax_id(line.tax_type)
         if tax_id:
             detail.TaxCodeRef = _ref(tax_id)
+        class_id = self._class_id(line.category)
+        if class_id:
+            detail.ClassRef = _ref(class_id)
         out.SalesItemLineDetail = detail
         return out
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _class_id(self, name: str | None) -> str | None:
+        return None if name is None else self._classes.get(name, name)
 
     def _tax_id(self, tax_type: str | None) -> str | None:
         """Tax codes compare by Id: the mapping may name them by Name or by Id."""
@@ -268,6 +287,7 @@ class QuickBooksTarget:
                 continue
             item_id = str((detail.get("ItemRef") or {}).get("value") or "")
             tax_id = (detail.get("TaxCodeRef") or {}).get("value")
+            class_id = (detail.get("ClassRef") or {}).get("value")
             lines.append(
                 PlannedLine(
                     description=str(raw.get("Description") or ""),
@@ -276,6 +296,7 @@ class QuickBooksTarget:
                     item_code=self._item_names.get(item_id, item_id),
                     account_code=None,
                     tax_type=str(tax_id) if tax_id else None,
+                    category=str(class_id) if class_id else None,
                 )
             )
         total = _dec(inv.get("TotalAmt"))
@@ -355,8 +376,10 @@ def _status(inv: dict[str, Any]) -> str:
     return "DRAFT"
 
 
-def _bare(line: PlannedLine, tax: str | None) -> PlannedLine:
-    return PlannedLine(line.description, line.quantity, line.unit_price, line.item_code, None, tax)
+def _bare(line: PlannedLine, tax: str | None, category: str | None) -> PlannedLine:
+    return PlannedLine(
+        line.description, line.quantity, line.unit_price, line.item_code, None, tax, category
+    )
 
 
 def _ref(value: str) -> Ref:

@@ -1,7 +1,8 @@
 """A lease per profile in the database: two processes never sync the same profile at once.
 
 Acquiring is one conditional statement (insert, or take over an expired lease), so it is
-atomic on SQLite and PostgreSQL alike. A crashed holder's lease expires and is taken over.
+atomic on SQLite and PostgreSQL alike. A crashed holder's lease expires and is taken over;
+on the same host a holder whose process is gone is taken over at once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,26 @@ class LeaseHeldError(HourbridgeError):
 
 
 def default_owner() -> str:
+    """host:pid:nonce, so a lease left by a crashed process on this host can be recognised."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_here(owner: str) -> bool:
+    """True if ``owner`` names a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
 
 
 @dataclass
@@ -65,6 +85,18 @@ class Lease:
             except IntegrityError:
                 session.rollback()
             holder = session.get(LeaseRow, self.profile)
+            if holder is not None and _dead_here(holder.owner):
+                # the holder was a process on this machine that no longer exists: it crashed
+                taken = session.execute(
+                    update(LeaseRow)
+                    .where(
+                        col(LeaseRow.profile) == self.profile, col(LeaseRow.owner) == holder.owner
+                    )
+                    .values(owner=self.owner, expires_at=now + self.ttl, acquired_at=now)
+                )
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    session.commit()
+                    return
         until = f" until {holder.expires_at:%Y-%m-%d %H:%M:%S} UTC" if holder else ""
         who = holder.owner if holder else "another process"
         raise LeaseHeldError(

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -13,101 +14,97 @@ import pytest
 
 from sandbox.server import Sandbox
 from tests.conftest import ROOT, sandbox_config, write_config
-from tests.helpers import invoices_per_contact, live_invoices, quickbooks_config, run_cli
+from tests.helpers import (
+    CliResult,
+    invoices_per_contact,
+    live_invoices,
+    quickbooks_config,
+    run_cli,
+)
 
 PERIOD = "2026-10"
 
 
+def kill_mid_push(
+    config: Path,
+    env: dict[str, str],
+    committed: threading.Event,
+    release: threading.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> CliResult:
+    """Run `hourbridge sync` in a subprocess, SIGKILL it once the fake committed a write
+    (and is holding its answer), then re-run the same sync in-process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "sync", "--config", str(config), "--period", PERIOD],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert committed.wait(90), "no write reached the fake"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+
+
 @pytest.mark.slow
 def test_sigkill_mid_push_then_rerun_gives_one_invoice_per_contact(
-    sandbox: Sandbox, db_url: str, tmp_path: Path
+    sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = sandbox_config(sandbox, db_url)
     data["targets"]["xero"]["batch_size"] = 10  # several writes, so the kill lands mid-push
     config = write_config(tmp_path / "c.yaml", data)
     env = {
-        **os.environ,
         "HARVEST_ACCESS_TOKEN": sandbox.harvest.settings.access_token,
         "XERO_ACCESS_TOKEN": sandbox.xero.settings.access_token,
     }
     release = sandbox.xero.hold_after_commit()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "sync", "--config", str(config), "--period", PERIOD],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert sandbox.xero.committed.wait(90), "the first batch never reached the fake"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        release.set()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    committed_before = len(live_invoices(sandbox.xero.invoices))
-    assert committed_before == 10  # the held batch was committed; nothing after it was sent
+    committed_before: list[int] = []
 
-    for name in ("HARVEST_ACCESS_TOKEN", "XERO_ACCESS_TOKEN"):
-        os.environ[name] = env[name]
-    try:
-        rerun = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
-    finally:
-        for name in ("HARVEST_ACCESS_TOKEN", "XERO_ACCESS_TOKEN"):
-            os.environ.pop(name, None)
+    def count_when_committed() -> None:
+        sandbox.xero.committed.wait(90)
+        committed_before.append(len(live_invoices(sandbox.xero.invoices)))
+
+    watcher = threading.Thread(target=count_when_committed)
+    watcher.start()
+    rerun = kill_mid_push(config, env, sandbox.xero.committed, release, monkeypatch)
+    watcher.join(timeout=5)
+    assert committed_before == [10]  # the held batch was committed; nothing after it was sent
+
     assert rerun.code == 0, rerun.stderr
     report = rerun.json()
     invoices = live_invoices(sandbox.xero.invoices)
-    per_slot = invoices_per_contact(sandbox.xero.invoices)
-    assert max(per_slot.values()) == 1
+    assert max(invoices_per_contact(sandbox.xero.invoices).values()) == 1
     expected_slots = len(sandbox.month.clients) - len(sandbox.month.unmapped_client_ids)
     assert len(invoices) == expected_slots
-    assert report["invoices_created"] == expected_slots - committed_before
-    assert report["invoices_unchanged"] == committed_before
+    assert report["invoices_created"] == expected_slots - 10
+    assert report["invoices_unchanged"] == 10
 
 
 @pytest.mark.slow
 def test_sigkill_mid_push_into_quickbooks_then_rerun(
-    sandbox: Sandbox, db_url: str, tmp_path: Path
+    sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_config(tmp_path / "qbo.yaml", quickbooks_config(sandbox, db_url))
     env = {
-        **os.environ,
         "HARVEST_ACCESS_TOKEN": sandbox.harvest.settings.access_token,
         "QUICKBOOKS_ACCESS_TOKEN": sandbox.quickbooks.settings.access_token,
     }
     release = sandbox.quickbooks.hold_after_commit()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "sync", "--config", str(config), "--period", PERIOD],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert sandbox.quickbooks.committed.wait(90), "no invoice reached the fake"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        release.set()
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    assert len(sandbox.quickbooks.invoices) == 1  # committed, never confirmed
+    rerun = kill_mid_push(config, env, sandbox.quickbooks.committed, release, monkeypatch)
 
-    for name in ("HARVEST_ACCESS_TOKEN", "QUICKBOOKS_ACCESS_TOKEN"):
-        os.environ[name] = env[name]
-    try:
-        rerun = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
-    finally:
-        for name in ("HARVEST_ACCESS_TOKEN", "QUICKBOOKS_ACCESS_TOKEN"):
-            os.environ.pop(name, None)
     assert rerun.code == 0, rerun.stdout
     per_customer = Counter(
         inv["CustomerRef"]["value"] for inv in sandbox.quickbooks.invoices.values()
     )
     expected = len(sandbox.month.clients) - len(sandbox.month.unmapped_client_ids)
     assert len(per_customer) == expected and max(per_customer.values()) == 1
-    assert rerun.json()["invoices_created"] == expected - 1
+    assert rerun.json()["invoices_created"] == expected - 1  # the killed one was found by key

@@ -29,7 +29,7 @@ def csv_config(tmp_path: Path, db_url: str, paths: list[str]) -> dict[str, Any]:
                 "default_rate": "100",
             }
         },
-        "targets": {"files": {"type": "xero_csv", "directory": "out"}},
+        "targets": {"files": {"type": "xero_csv", "directory": "out", "billed_when": "written"}},
         "profiles": {
             "monthly": {
                 "source": "exports",

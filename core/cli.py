@@ -145,6 +145,66 @@ def preview(
     raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
 
 
+@app.command()
+def serve(
+    config: ConfigOpt,
+    run_at_start: Annotated[
+        bool,
+        typer.Option(
+            "--run-at-start",
+            help="Run every scheduled profile once at start, then keep the schedule.",
+        ),
+    ] = False,
+) -> None:
+    """Run each profile that has a `schedule` on its cron, in the organisation's timezone,
+    until SIGTERM or Ctrl-C (a run in progress finishes first). Logs go to stderr."""
+    from scheduler import service  # noqa: PLC0415  (only these commands need the scheduler)
+
+    loaded = _load(config)
+    if not any(p.schedule for p in loaded.config.profiles.values()):
+        raise _fail(f"{config}: no profile has a schedule (profiles.NAME.schedule.cron)")
+    try:
+        service.serve(loaded, run_at_start=run_at_start)
+    except service.DatabaseUnavailableError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command("run-now")
+def run_now(
+    profile: Annotated[str, typer.Argument(metavar="PROFILE", help="The profile to sync once.")],
+    config: ConfigOpt,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            help="Billing month YYYY-MM (default: the one its schedule would sync now; "
+            "without a schedule, last month).",
+        ),
+    ] = None,
+) -> None:
+    """Sync one profile once, now, exactly as a scheduled run would (lease included); print
+    its report as one JSON object, like `sync --json`."""
+    from scheduler import schedule, service  # noqa: PLC0415
+
+    loaded = _load(config)
+    name, cfg = _profile(loaded, profile)
+    tz = loaded.config.organisation.tz
+    billing = (
+        _period(loaded, period)
+        if period is not None
+        else schedule.period_for(cfg.schedule, datetime.now(UTC), tz)
+    )
+    try:
+        report = service.run_profile(loaded, name, billing)
+    except ConfigError as exc:
+        raise _fail(f"{config}: {exc}") from None
+    except service.DatabaseUnavailableError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    _emit(report, as_json=True)
+    raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
+
+
 def _emit(report: RunReport, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(report.to_json() + "\n")

@@ -11,10 +11,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -68,6 +69,71 @@ class OrganisationConfig(_Section):
         return ZoneInfo(self.timezone)
 
 
+class ScheduleConfig(_Section):
+    cron: str = Field(
+        description="5-field crontab (minute hour day month weekday; weekday 0 or 7 = Sunday) "
+        'in the organisation\'s timezone, for example "0 6 1 * *" (06:00 on the 1st)'
+    )
+    period: Literal["previous", "current"] = Field(
+        default="previous",
+        description="the billing month a scheduled run syncs, in the organisation's timezone: "
+        "the month before the run, or the month of the run",
+    )
+    misfire_grace_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="a run missed (process down or busy) by at most this many seconds still "
+        "runs, once; later ones are skipped",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_crontab(cls, value: str) -> str:
+        try:
+            crontab_trigger(value, ZoneInfo("UTC"))
+        except ValueError as exc:
+            raise ValueError(f"invalid crontab {value!r}: {exc}") from None
+        return value
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday) spelled with day names, which APScheduler 3
+    reads as cron does; its numbers start at Monday (APScheduler issue 286)."""
+    days: list[str] = []
+    for part in field.split(","):
+        base, slash, step_text = part.partition("/")
+        if slash and not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"bad day-of-week step in {part!r}")
+        step = int(step_text) if slash else 1
+        if base == "*":
+            if not slash:
+                return "*"  # any day
+            low, high = 0, 6
+        elif re.fullmatch(r"\d+-\d+", base):
+            low, high = (int(x) for x in base.split("-"))
+        elif base.isdigit():
+            low = int(base)
+            high = 6 if slash else low
+        else:
+            days.append(part)  # names (mon-fri, sun) mean the same to APScheduler and to cron
+            continue
+        if not (0 <= low <= high <= 7):
+            raise ValueError(f"bad day of week {part!r} (0-7, 0 or 7 = Sunday)")
+        days.extend(_WEEKDAYS[d % 7] for d in range(low, high + 1, step))
+    return ",".join(dict.fromkeys(days))
+
+
+def crontab_trigger(expr: str, tz: ZoneInfo) -> CronTrigger:
+    """An APScheduler trigger for a standard 5-field crontab, evaluated in ``tz``."""
+    fields = expr.split()
+    if len(fields) == 5:
+        fields[4] = _cron_weekdays(fields[4])
+    return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
+
+
 class ProfileConfig(_Section):
     source: str | None = Field(default=None, description="name of an entry under sources")
     sources: list[str] | None = Field(
@@ -83,6 +149,12 @@ class ProfileConfig(_Section):
     due_days: int = Field(default=30, ge=0, le=365, description="due date = invoice date + this")
     mapping: MappingRules = Field(
         default_factory=MappingRules, description="source ids → accounting entities and prices"
+    )
+    schedule: ScheduleConfig | None = Field(
+        default=None,
+        description="run this profile on a schedule under `hourbridge serve`: `cron` "
+        "(5 fields, organisation's timezone), `period` (previous or current month), "
+        "`misfire_grace_seconds` (default 3600)",
     )
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from connectors.registry import installed
-from core.config import DatabaseConfig, OrganisationConfig, ProfileConfig
+from core.config import DatabaseConfig, OrganisationConfig, ProfileConfig, ScheduleConfig
 from mapping.rules import ClientRule, MappingRules, ProjectRule, TaskRule
 
 
@@ -69,6 +69,9 @@ def render() -> str:
         "",
         "## profiles.NAME",
         *_table(ProfileConfig),
+        "",
+        "### profiles.NAME.schedule",
+        *_table(ScheduleConfig),
         "",
         "### profiles.NAME.mapping",
         *_table(MappingRules),

@@ -1,0 +1,231 @@
+"""Running profiles: once (``run_profile``, the same path as ``hourbridge sync``) or on their
+cron schedules (``serve``, APScheduler 3 in the organisation's timezone).
+
+Scheduled runs go through the per-profile lease in the database like any sync, so two
+``serve`` processes (or a ``serve`` and a manual sync) never sync the same profile at once:
+the loser's run is recorded as failed with the lease holder's name, and nothing is pushed.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import structlog
+from apscheduler.executors.pool import (
+    ThreadPoolExecutor,
+)
+from apscheduler.schedulers.background import (
+    BackgroundScheduler,
+)
+from sqlalchemy import Engine
+
+from core.config import LoadedConfig, ScheduleConfig
+from core.db import open_database
+from core.errors import HourbridgeError
+from core.factory import build_profile
+from core.http import CallCounter
+from core.periods import Period
+from core.report import RunReport
+from core.sync import SyncEngine
+from core.tables import RunStatus
+from scheduler.schedule import period_for, scheduled_profiles, trigger_for
+
+log = structlog.get_logger("hourbridge.scheduler")
+
+Clock = Callable[[], datetime]
+Echo = Callable[[str], None]
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class DatabaseUnavailableError(HourbridgeError):
+    """The configured database cannot be opened or migrated."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stdout(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def connect(loaded: LoadedConfig) -> Engine:
+    """Open (and migrate) the config's database, or raise DatabaseUnavailableError."""
+    try:
+        return open_database(loaded.database_url)
+    except Exception as exc:  # the driver's own error types vary by back end
+        raise DatabaseUnavailableError(
+            f"{loaded.path}: database.url: cannot open the database: {exc}"
+        ) from exc
+
+
+def run_profile(
+    loaded: LoadedConfig,
+    profile_name: str,
+    period: Period,
+    *,
+    dry_run: bool = False,
+    engine: Engine | None = None,
+) -> RunReport:
+    """Sync one profile for one period, exactly as ``hourbridge sync`` does (lease included).
+
+    Raises ConfigError if the profile can't be built, DatabaseUnavailableError if the database
+    can't be opened; every failure during the run itself is recorded in the returned report.
+    ``engine`` lets a long-lived caller reuse one opened database.
+    """
+    calls = CallCounter()
+    built = build_profile(loaded, profile_name, calls)
+    db = engine if engine is not None else connect(loaded)
+    return SyncEngine(db, built, api_calls=calls.as_dict).run(period, dry_run=dry_run)
+
+
+class Service:
+    """The scheduler of one config: a job per profile with a schedule, run one at a time."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        engine: Engine,
+        *,
+        clock: Clock = _utcnow,
+        echo: Echo = _stdout,
+    ) -> None:
+        self._loaded = loaded
+        self._engine = engine
+        self._clock = clock
+        self._echo = echo
+        self._tz = loaded.config.organisation.tz
+        self.schedules: dict[str, ScheduleConfig] = scheduled_profiles(loaded.config)
+        # One worker: runs of different profiles in this process never overlap, and a run due
+        # while another is going waits in the queue instead of being counted as missed.
+        self._scheduler: Any = BackgroundScheduler(
+            timezone=self._tz,
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+        )
+
+    def start(self, *, run_at_start: bool = False) -> dict[str, datetime | None]:
+        """Add the jobs, start the scheduler, and print and log each profile's next run."""
+        now = self._clock().astimezone(self._tz)
+        log.info(
+            "schedule.start",
+            profiles=sorted(self.schedules),
+            timezone=self._loaded.config.organisation.timezone,
+            run_at_start=run_at_start,
+        )
+        upcoming: dict[str, datetime | None] = {}
+        for name, schedule in self.schedules.items():
+            trigger = trigger_for(schedule, self._tz)
+            first: dict[str, datetime] = {"next_run_time": now} if run_at_start else {}
+            self._scheduler.add_job(
+                self._run_scheduled,
+                trigger=trigger,
+                args=[name],
+                id=name,
+                name=f"sync {name}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=schedule.misfire_grace_seconds,
+                **first,
+            )
+            upcoming[name] = trigger.get_next_fire_time(None, now)
+        self._scheduler.start()
+        for name, when in upcoming.items():
+            at = when.isoformat() if when is not None else "never (the cron cannot fire again)"
+            now_too = " (and once now: --run-at-start)" if run_at_start else ""
+            self._echo(f"{name}: next run at {at}{now_too}")
+            log.info("schedule.next_run", profile=name, time=when.isoformat() if when else None)
+        return upcoming
+
+    def shutdown(self) -> None:
+        """Stop scheduling; a run in progress is let finish first."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    def _run_scheduled(self, name: str) -> None:
+        schedule = self.schedules[name]
+        now = self._clock()
+        period = period_for(schedule, now, self._tz)
+        bound = log.bind(profile=name, period=str(period))
+        bound.info("schedule.run_start")
+        try:
+            report = run_profile(self._loaded, name, period, engine=self._engine)
+        except HourbridgeError as exc:
+            bound.error("schedule.run_done", status=RunStatus.FAILED.value, error=str(exc))
+        except Exception as exc:  # keep serving: one broken run must not stop the schedule
+            bound.exception(
+                "schedule.run_done",
+                status=RunStatus.FAILED.value,
+                error=f"internal error: {type(exc).__name__}: {exc}",
+            )
+        else:
+            bound.info(
+                "schedule.run_done",
+                status=report.status,
+                run_id=report.run_id,
+                invoices_created=report.invoices_created,
+                invoices_failed=report.invoices_failed,
+                error="; ".join(report.errors) or None,
+            )
+        nxt = trigger_for(schedule, self._tz).get_next_fire_time(
+            None, self._clock().astimezone(self._tz)
+        )
+        bound.info("schedule.next_run", time=nxt.isoformat() if nxt is not None else None)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT set ``stop``; a second signal acts as it would have
+    (SIGINT raises KeyboardInterrupt), so an operator can still force an exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # No logging here: the main thread may hold the log's write lock when a signal lands.
+        stop.set()
+        restore()
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        restore()
+
+
+def serve(
+    loaded: LoadedConfig,
+    *,
+    run_at_start: bool = False,
+    stop: threading.Event | None = None,
+    clock: Clock = _utcnow,
+    echo: Echo = _stdout,
+) -> None:
+    """Run every scheduled profile on its cron until ``stop`` is set or SIGTERM/SIGINT
+    arrives; then let the current run finish and return."""
+    engine = connect(loaded)
+    stop = stop if stop is not None else threading.Event()
+    service = Service(loaded, engine, clock=clock, echo=echo)
+    with stop_on_signals(stop):
+        try:
+            service.start(run_at_start=run_at_start)
+            while not stop.wait(0.5):
+                pass
+            log.info("schedule.stopping", note="a run in progress finishes first")
+        finally:
+            service.shutdown()
+            engine.dispose()
+    log.info("schedule.stopped")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,9 +32,9 @@ from core.http import CallCounter
 from core.invoices import reference_prefix
 from core.lease import Lease
 from core.periods import Period
-from core.report import RunReport
+from core.report import ErrorClass, RunReport, next_step
 from core.sync import SyncEngine
-from core.tables import RunStatus, SyncRunRow
+from core.tables import RunEventRow, RunStatus, SyncRunRow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -252,19 +253,62 @@ def _emit(report: RunReport, as_json: bool) -> None:
         err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
 
 
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+
+
+def _since(loaded: LoadedConfig, text: str | None) -> datetime | None:
+    """Midnight of ``--since`` in the organisation's timezone."""
+    if text is None:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--since: expected a date YYYY-MM-DD, got {text!r}") from None
+    return datetime.combine(day, time(), tzinfo=loaded.config.organisation.tz)
+
+
 @runs_app.command("list")
 def runs_list(
+    *,
     config: ConfigOpt,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many runs, newest first.")] = 20,
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Only this profile's runs.")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help=f"Only runs with this status: {'|'.join(RUN_STATUSES)}."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only runs started on or after YYYY-MM-DD (organisation timezone)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List recent sync runs, newest first."""
     loaded = _load(config)
+    if status is not None and status not in RUN_STATUSES:
+        raise _fail(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
+    start = _since(loaded, since)
     engine = open_database(loaded.database_url)
+    query = select(SyncRunRow)
     with Session(engine) as session:
-        rows = session.exec(
-            select(SyncRunRow).order_by(col(SyncRunRow.started_at).desc()).limit(limit)
-        ).all()
+        if profile is not None:
+            known = set(loaded.config.profiles) | set(
+                session.exec(select(SyncRunRow.profile).distinct()).all()
+            )
+            if profile not in known:
+                raise _fail(f"--profile: no profile {profile!r} in the config or in past runs")
+            query = query.where(SyncRunRow.profile == profile)
+        if status is not None:
+            query = query.where(SyncRunRow.status == status)
+        if start is not None:
+            query = query.where(col(SyncRunRow.started_at) >= start)
+        rows = session.exec(query.order_by(col(SyncRunRow.started_at).desc()).limit(limit)).all()
     if as_json:
         data = [
             {
@@ -307,9 +351,56 @@ def runs_show(
     engine = open_database(loaded.database_url)
     with Session(engine) as session:
         row = session.get(SyncRunRow, run_id)
+        events = session.exec(
+            select(RunEventRow).where(RunEventRow.run_id == run_id).order_by(col(RunEventRow.id))
+        ).all()
     if row is None:
         raise _fail(f"no run {run_id!r}; see `hourbridge runs list`")
-    _emit(RunReport.from_json(row.report), as_json)
+    report = RunReport.from_json(row.report)
+    if as_json:
+        data = report.to_dict()
+        data["events"] = [
+            {
+                "kind": e.kind,
+                "error_class": e.error_class,
+                "subject": e.subject,
+                "message": e.message,
+                "entries": e.entries,
+                "hours": None if e.hours is None else str(e.hours),
+                "amount": None if e.amount is None else str(e.amount),
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in events
+        ]
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    _emit(report, as_json=False)
+    _print_events(report.period, events)
+
+
+def _print_events(period: str, events: Sequence[RunEventRow]) -> None:
+    """The run's failures and noteworthy outcomes, grouped by class, each with what to do."""
+    if not events:
+        out.print("no failures recorded for this run", highlight=False)
+        return
+    out.print("\n[bold]Failures and changes, by class[/]", highlight=False)
+    groups: dict[str, list[RunEventRow]] = {c.value: [] for c in ErrorClass}
+    for event in events:
+        groups.setdefault(event.error_class, []).append(event)
+    known = {c.value: c for c in ErrorClass}
+    for name, group in groups.items():
+        if not group:
+            continue
+        out.print(f"\n[bold]{name}[/] ({len(group)})", highlight=False)
+        if name in known:
+            out.print(f"  next: {next_step(known[name], period)}", highlight=False, soft_wrap=True)
+        for event in group:
+            out.print(
+                f"  - {event.subject}: {event.message}",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
 
 
 @invoices_app.command("list")

@@ -8,6 +8,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from core.errors import AuthError, HourbridgeError, TerminalError, TransientError
+from core.lease import LeaseHeldError
+
 
 class PendingReason(StrEnum):
     UNMAPPED = "unmapped"
@@ -89,6 +92,7 @@ class RunReport:
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    error_classes: dict[str, int] = field(default_factory=dict)  # run events by class
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]
@@ -123,6 +127,143 @@ class RunReport:
             for inv in data["invoices"]
         ]
         return cls(**data)
+
+
+class ErrorClass(StrEnum):
+    """What kind of failure (or noteworthy outcome) a run event records."""
+
+    MAPPING_MISSING = "mapping_missing"  # entries wait for a mapping in the config
+    VALIDATION = "validation"  # bad data or config; retrying as-is will not help
+    RATE_LIMITED = "rate_limited"  # a service throttled us; retry later
+    AUTH = "auth"  # credentials refused
+    NETWORK = "network"  # transient: no answer, 5xx, another run holding the lease
+    TARGET_REJECTED = "target_rejected"  # the target refused one invoice; others went through
+    DRIFT = "drift"  # an entry was edited or deleted in the tracker after we saw it
+
+
+class EventKind(StrEnum):
+    ENTRY = "entry"
+    INVOICE = "invoice"
+    RUN = "run"
+
+
+NEXT_STEPS: dict[ErrorClass, str] = {
+    ErrorClass.MAPPING_MISSING: (
+        "add the mapping in the config, then run `hourbridge sync --period {period}` again"
+    ),
+    ErrorClass.VALIDATION: (
+        "fix the data or config the message names, then run `hourbridge sync --period {period}`"
+        " again"
+    ),
+    ErrorClass.RATE_LIMITED: "re-run later; the run is safe to repeat",
+    ErrorClass.AUTH: (
+        "check the access token in the environment variable the config names for that service"
+        " (or reconnect the app), then re-run"
+    ),
+    ErrorClass.NETWORK: "re-run later; the run is safe to repeat",
+    ErrorClass.TARGET_REJECTED: (
+        "fix the invoice's cause (see message) and re-run; nothing else was affected"
+    ),
+    ErrorClass.DRIFT: "review the listed entries; their invoices follow the tracker on re-run",
+}
+
+# Message fragments that mark a transient error as throttling rather than a network fault.
+RATE_LIMIT_MARKS = ("429", "throttl", "rate limit", "quota")
+
+# First match wins, so subclasses come before their bases. LeaseHeldError (another process
+# is syncing the profile) is "network": transient, and re-running later is the remedy.
+EXCEPTION_CLASSES: tuple[tuple[type[BaseException], ErrorClass], ...] = (
+    (AuthError, ErrorClass.AUTH),
+    (TransientError, ErrorClass.NETWORK),  # or RATE_LIMITED, by RATE_LIMIT_MARKS
+    (LeaseHeldError, ErrorClass.NETWORK),
+    (TerminalError, ErrorClass.VALIDATION),
+    (HourbridgeError, ErrorClass.VALIDATION),  # ConfigError and any other of ours
+)
+
+
+def classify_exception(exc: BaseException) -> ErrorClass:
+    """The class of a run-level failure. Unexpected exceptions (bugs) count as validation."""
+    for kind, error_class in EXCEPTION_CLASSES:
+        if isinstance(exc, kind):
+            if error_class is ErrorClass.NETWORK and isinstance(exc, TransientError):
+                text = str(exc).lower()
+                if any(mark in text for mark in RATE_LIMIT_MARKS):
+                    return ErrorClass.RATE_LIMITED
+            return error_class
+    return ErrorClass.VALIDATION
+
+
+def next_step(error_class: ErrorClass, period: str) -> str:
+    return NEXT_STEPS[error_class].format(period=period)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One failure or noteworthy outcome of a run, stored in ``run_events``."""
+
+    kind: EventKind
+    error_class: ErrorClass
+    subject: str
+    message: str
+    entries: int | None = None
+    hours: Decimal | None = None
+    amount: Decimal | None = None
+
+
+def run_events(report: RunReport, failure: BaseException | None = None) -> list[RunEvent]:
+    """The events a finished run records: missing mappings, rejected invoices, the run's own
+    failure (``failure``, the exception that stopped it) and entries changed in a tracker."""
+    events = [
+        RunEvent(
+            EventKind.ENTRY,
+            ErrorClass.MAPPING_MISSING,
+            subject=item.what,
+            message=f"{item.entries} entries ({item.hours} h) wait for this mapping",
+            entries=item.entries,
+            hours=item.hours,
+        )
+        for item in report.unmapped
+    ]
+    events += [
+        RunEvent(
+            EventKind.INVOICE,
+            ErrorClass.TARGET_REJECTED,
+            subject=f"invoice {inv.key} ({inv.contact})",
+            message=inv.error or "rejected by the target",
+            entries=inv.entries,
+            amount=inv.subtotal,
+        )
+        for inv in report.invoices
+        if inv.action == InvoiceAction.FAILED.value
+    ]
+    if failure is not None:
+        events.append(
+            RunEvent(
+                EventKind.RUN,
+                classify_exception(failure),
+                subject=f"run of profile {report.profile} for {report.period}",
+                message=report.errors[-1] if report.errors else str(failure),
+            )
+        )
+    events += [
+        RunEvent(
+            EventKind.ENTRY,
+            ErrorClass.DRIFT,
+            subject=f"entry {c.entry} ({c.client}, {c.spent_date})",
+            message=f"{c.change} in the tracker: {c.hours_before} h → {c.hours_after} h",
+            hours=c.hours_after,
+        )
+        for c in report.entries_changed
+    ]
+    return events
+
+
+def count_classes(events: list[RunEvent]) -> dict[str, int]:
+    """Events per class, every class present (zero included) so the keys never vary."""
+    counts = dict.fromkeys((c.value for c in ErrorClass), 0)
+    for event in events:
+        counts[event.error_class.value] += 1
+    return counts
 
 
 def _jsonable(value: Any) -> Any:

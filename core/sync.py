@@ -35,12 +35,21 @@ from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, ref
 from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
 from core.periods import Period
-from core.report import InvoiceAction, InvoiceSummary, PendingReason, RunReport, UnmappedItem
+from core.report import (
+    InvoiceAction,
+    InvoiceSummary,
+    PendingReason,
+    RunReport,
+    UnmappedItem,
+    count_classes,
+    run_events,
+)
 from core.tables import (
     InvoiceRow,
     InvoiceStatus,
     LedgerRow,
     LedgerState,
+    RunEventRow,
     RunStatus,
     SyncCursor,
     SyncRunRow,
@@ -107,6 +116,7 @@ class SyncEngine:
         self._save_run(report, started, finished=None)
         bound.info("sync.start", dry_run=dry_run)
         leased = False
+        failure: BaseException | None = None
         try:
             self.lease.acquire()
             leased = True
@@ -135,10 +145,12 @@ class SyncEngine:
                 RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
             )
         except HourbridgeError as exc:
+            failure = exc
             report.errors.append(str(exc))
             report.status = RunStatus.FAILED.value
             bound.error("sync.failed", error=str(exc))
         except Exception as exc:  # a bug or an unexpected library error: record it, then raise
+            failure = exc
             report.errors.append(f"internal error: {type(exc).__name__}: {exc}")
             report.status = RunStatus.FAILED.value
             bound.exception("sync.crashed")
@@ -147,7 +159,7 @@ class SyncEngine:
             if leased:
                 self.lease.release()
             report.api_calls = self._api_calls()
-            self._save_run(report, started, finished=self._clock())
+            self._save_run(report, started, finished=self._clock(), failure=failure)
         bound.info(
             "sync.done",
             status=report.status,
@@ -590,7 +602,17 @@ class SyncEngine:
             report.invoices.append(_summary(plan, action, found))
             _count(report, action)
 
-    def _save_run(self, report: RunReport, started: datetime, finished: datetime | None) -> None:
+    def _save_run(
+        self,
+        report: RunReport,
+        started: datetime,
+        finished: datetime | None,
+        failure: BaseException | None = None,
+    ) -> None:
+        """Save the run row; once finished, with its events, in the same transaction."""
+        events = run_events(report, failure) if finished is not None else []
+        if finished is not None:
+            report.error_classes = count_classes(events)
         with Session(self._engine) as session:
             row = session.get(SyncRunRow, report.run_id) or SyncRunRow(
                 id=report.run_id,
@@ -604,6 +626,21 @@ class SyncEngine:
             row.finished_at = finished
             row.report = report.to_json()
             session.add(row)
+            session.flush()  # the run row first: its events refer to it
+            for event in events:
+                session.add(
+                    RunEventRow(
+                        run_id=report.run_id,
+                        kind=event.kind.value,
+                        error_class=event.error_class.value,
+                        subject=event.subject,
+                        message=event.message,
+                        entries=event.entries,
+                        hours=event.hours,
+                        amount=event.amount,
+                        created_at=finished or started,
+                    )
+                )
             session.commit()
 
 

@@ -177,3 +177,20 @@ class SyncRunRow(SQLModel, table=True):
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     report: str = Field(default="{}", sa_type=Text, description="the run report as JSON")
+
+
+class RunEventRow(SQLModel, table=True):
+    """One failure or noteworthy outcome of a run, with its class (core.report.ErrorClass)."""
+
+    __tablename__ = "run_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="sync_runs.id", index=True, max_length=32)
+    kind: str = Field(max_length=16, description="entry, invoice or run")
+    error_class: str = Field(max_length=32)
+    subject: str = Field(sa_type=Text, description="what it is about, e.g. an invoice key")
+    message: str = Field(sa_type=Text)
+    entries: int | None = None
+    hours: Decimal | None = Field(default=None, sa_type=DecimalText)
+    amount: Decimal | None = Field(default=None, sa_type=DecimalText)
+    created_at: datetime = Field(sa_type=UTCDateTime)

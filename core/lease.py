@@ -56,6 +56,7 @@ class Lease:
     clock: Callable[[], datetime]
     ttl: timedelta = timedelta(minutes=10)
     owner: str = field(default_factory=default_owner)
+    _renewed_at: datetime | None = field(default=None, init=False, repr=False)
 
     def acquire(self) -> None:
         now = self.clock()
@@ -70,6 +71,7 @@ class Lease:
             )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
                 session.commit()
+                self._renewed_at = now
                 return
             try:
                 session.add(
@@ -81,6 +83,7 @@ class Lease:
                     )
                 )
                 session.commit()
+                self._renewed_at = now
                 return
             except IntegrityError:
                 session.rollback()
@@ -104,7 +107,13 @@ class Lease:
             "nothing was pulled or pushed (a crashed run's lease expires by itself)"
         )
 
+    def renew_if_due(self) -> None:
+        """Renew once a third of the lease has passed: cheap enough to call per invoice."""
+        if self._renewed_at is None or self.clock() - self._renewed_at >= self.ttl / 3:
+            self.renew()
+
     def renew(self) -> None:
+        self._renewed_at = self.clock()
         with Session(self.engine) as session:
             session.execute(
                 update(LeaseRow)

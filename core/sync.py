@@ -467,6 +467,7 @@ class SyncEngine:
             [(plan, found.invoice_id if found else None) for plan, _a, found in writes]
         )
         for result in results:
+            self.lease.renew_if_due()  # a long, rate-limited push keeps its lease
             plan, action, _found = by_key[result.key]
             with Session(self._engine) as session:
                 row = session.get(InvoiceRow, plan.key)

@@ -53,3 +53,24 @@ def test_a_live_process_on_this_host_keeps_its_lease(db_url: str) -> None:
     with pytest.raises(LeaseHeldError):
         Lease(engine, "p", now).acquire()
     engine.dispose()
+
+
+def test_renewal_is_throttled_to_a_third_of_the_lease(db_url: str) -> None:
+    engine = open_database(db_url)
+    moments = [datetime(2026, 11, 1, tzinfo=UTC)]
+    lease = Lease(engine, "p", lambda: moments[-1], ttl=timedelta(minutes=9), owner="me:1:a")
+    lease.acquire()
+    other = Lease(engine, "p", lambda: moments[-1], owner="other:2:b")
+    moments.append(moments[-1] + timedelta(minutes=2))
+    lease.renew_if_due()  # not due yet: the lease still ends 9 minutes after acquiring
+    moments.append(moments[0] + timedelta(minutes=9, seconds=1))
+    other.acquire()  # so it has expired by now and is taken over
+    with pytest.raises(LeaseHeldError):
+        lease.acquire()
+
+    moments.append(moments[-1] + timedelta(minutes=3, seconds=21))
+    other.renew_if_due()  # due: a third of its 10-minute lease has passed since acquiring
+    moments.append(moments[-1] + timedelta(minutes=7))
+    with pytest.raises(LeaseHeldError):  # renewed, so still held 7 minutes later
+        Lease(engine, "p", lambda: moments[-1], owner="third:3:c").acquire()
+    engine.dispose()

@@ -53,6 +53,10 @@ invoices_app = typer.Typer(
     help="Our invoices, and confirming imported files.", no_args_is_help=True
 )
 app.add_typer(invoices_app, name="invoices")
+mappings_app = typer.Typer(
+    help="Tools for the mappings finance staff maintain.", no_args_is_help=True
+)
+app.add_typer(mappings_app, name="mappings")
 
 # Off a terminal (pipes, CI, `make demo`), tables get room instead of the 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -401,6 +405,45 @@ def _print_events(period: str, events: Sequence[RunEventRow]) -> None:
                 soft_wrap=True,
                 markup=False,
             )
+
+
+@mappings_app.command("unmapped")
+def mappings_unmapped(
+    config: ConfigOpt,
+    profile: ProfileOpt = None,
+    period: PeriodOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every client, task, contact or item that entries wait on, with the hours and the value
+    at stake (at the trackers' rates), largest first. Pulls, but writes nothing to the target."""
+    report = _run(config, profile, period, dry_run=True)
+    if report.errors:
+        for error in report.errors:
+            err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+    if as_json:
+        data = [
+            {
+                "missing": u.what,
+                "entries": u.entries,
+                "hours": str(u.hours),
+                "value": {k: str(v) for k, v in sorted(u.value.items())},
+            }
+            for u in report.unmapped
+        ]
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"Unmapped for {report.profile} {report.period}, largest value first")
+    table.add_column("missing")
+    table.add_column("entries", justify="right")
+    table.add_column("hours", justify="right")
+    table.add_column("value at stake", justify="right")
+    for u in report.unmapped:
+        value = ", ".join(f"{c} {v:,.2f}" for c, v in sorted(u.value.items())) or "(no rate)"
+        table.add_row(u.what, str(u.entries), str(u.hours), value)
+    out.print(table)
+    if not report.unmapped:
+        out.print("Everything billable is mapped.")
 
 
 @invoices_app.command("list")

@@ -37,6 +37,11 @@ class UnmappedItem:
     what: str
     entries: int = 0
     hours: Decimal = Decimal("0")
+    value: dict[str, Decimal] = field(default_factory=dict)  # at the tracker's rates, by currency
+
+    def at_stake(self) -> Decimal:
+        """For sorting: the largest amount in any one currency."""
+        return max(self.value.values(), default=Decimal("0"))
 
 
 @dataclass
@@ -104,7 +109,13 @@ class RunReport:
     def from_json(cls, text: str) -> RunReport:
         data = json.loads(text)
         data["unmapped"] = [
-            UnmappedItem(u["what"], u["entries"], Decimal(u["hours"])) for u in data["unmapped"]
+            UnmappedItem(
+                u["what"],
+                u["entries"],
+                Decimal(u["hours"]),
+                {k: Decimal(v) for k, v in u.get("value", {}).items()},
+            )
+            for u in data["unmapped"]
         ]
         data["entries_changed"] = [
             EntryChange(

@@ -34,6 +34,7 @@ from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
+from core.money import ZERO
 from core.periods import Period
 from core.report import (
     InvoiceAction,
@@ -135,7 +136,9 @@ class SyncEngine:
                 else:
                     session.commit()
             actions = self._decide(planned.plans, remote)
-            report.unmapped = sorted(planned.unmapped.values(), key=lambda u: -u.entries)
+            report.unmapped = sorted(
+                planned.unmapped.values(), key=lambda u: (-u.at_stake(), -u.entries, u.what)
+            )
             if dry_run:
                 self._summarise(report, actions)
             else:
@@ -353,10 +356,7 @@ class SyncEngine:
                 continue
             if isinstance(outcome, Unmapped):
                 pending[PendingReason.UNMAPPED.value] += 1
-                for what in outcome.missing:
-                    item = out.unmapped.setdefault(what, UnmappedItem(what))
-                    item.entries += 1
-                    item.hours += entry.quantity
+                _count_unmapped(out.unmapped, outcome)
                 continue
             mapped = outcome
             if current is not None:
@@ -643,6 +643,18 @@ class SyncEngine:
                     )
                 )
             session.commit()
+
+
+def _count_unmapped(items: dict[str, UnmappedItem], unmapped: Unmapped) -> None:
+    """What waits on each missing mapping: entries, hours and value at the tracker's rate."""
+    entry = unmapped.entry
+    for what in unmapped.missing:
+        item = items.setdefault(what, UnmappedItem(what))
+        item.entries += 1
+        item.hours += entry.quantity
+        if entry.unit_price is not None:
+            amount = entry.quantity * entry.unit_price
+            item.value[entry.currency] = item.value.get(entry.currency, ZERO) + amount
 
 
 def _count(report: RunReport, action: InvoiceAction) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,47 @@ def test_every_command_has_help() -> None:
         result = run_cli(*args)
         assert result.code == 0
         assert "Usage" in result.stdout
+
+
+@pytest.mark.usefixtures("tokens")
+def test_mappings_unmapped_names_what_waits_with_hours_and_value(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "c.yaml", sandbox_config(sandbox, f"sqlite:///{tmp_path / 'hb.db'}")
+    )
+    result = run_cli("mappings", "unmapped", "--config", config, "--period", "2026-10", "--json")
+    assert result.code == 0, result.stderr
+    items = {i["missing"]: i for i in result.json_list()}
+    month = sandbox.month
+    for client_id in month.unmapped_client_ids:
+        client = next(c for c in month.clients if c["id"] == client_id)
+        entries = [
+            e
+            for e in month.time_entries
+            if e["client"]["id"] == client_id
+            and e["is_closed"]
+            and e["billable"]
+            and not e["is_billed"]
+            and not e["is_running"]
+            and e["spent_date"].startswith("2026-10")
+        ]
+        expenses = [
+            x
+            for x in month.expenses
+            if x["client"]["id"] == client_id
+            and x["is_closed"]
+            and x["billable"]
+            and not x["is_billed"]
+            and x["spent_date"].startswith("2026-10")
+        ]
+        value = sum(
+            (Decimal(str(e["hours"])) * Decimal(str(e["billable_rate"])) for e in entries),
+            Decimal(0),
+        ) + sum((Decimal(str(x["total_cost"])) for x in expenses), Decimal(0))
+        item = items[f"client {client_id} {client['name']!r}"]
+        assert item["entries"] == len(entries) + len(expenses)
+        assert Decimal(item["value"][client["currency"]]) == value
+    assert sandbox.xero.invoice_writes() == 0  # a look, not a sync
+    table = run_cli("mappings", "unmapped", "--config", config, "--period", "2026-10")
+    assert "value at stake" in table.stdout

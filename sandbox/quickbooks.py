@@ -45,13 +45,11 @@ from __future__ import annotations
 
 import base64
 import collections
-import contextlib
 import copy
 import html
 import json
 import operator
 import re
-import socket
 import threading
 import time
 import uuid
@@ -67,6 +65,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
+from sandbox.serving import drop_connection
 from sandbox.xero import dumps_json
 
 if TYPE_CHECKING:
@@ -1241,7 +1240,7 @@ class FakeQuickBooks:
             else:
                 reply, after, entered = self._api(request, method, path)
             if after is not None and after.kind == "drop":
-                self._drop(environ)
+                drop_connection(environ, "fake QuickBooks")
             if after is not None and after.release is not None:
                 after.release.wait(HOLD_TIMEOUT_S)
             return self._send(reply, start_response)
@@ -1264,15 +1263,6 @@ class FakeQuickBooks:
         reason = HTTP_STATUS_CODES.get(reply.status, "Unknown")
         start_response(f"{reply.status} {reason}", headers)
         return [reply.body]
-
-    @staticmethod
-    def _drop(environ: WSGIEnvironment) -> None:
-        sock = environ.get("werkzeug.socket")
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        raise ConnectionAbortedError("fake QuickBooks dropped the connection after the commit")
 
     # ------------------------------------------------------------------ OAuth stand-ins
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -57,3 +59,17 @@ def serving(
         yield running
     finally:
         running.stop()
+
+
+def drop_connection(environ: WSGIEnvironment, who: str) -> None:
+    """Close the client's connection without an answer (a fault knob: "committed, then lost").
+
+    Raises ConnectionAbortedError, which werkzeug's dev server treats as a dropped client, so
+    nothing is written back.
+    """
+    sock = environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+    raise ConnectionAbortedError(f"{who} dropped the connection after the commit")

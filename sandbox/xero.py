@@ -32,7 +32,6 @@ the next calls with an error (``fail_next``).
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
 import email.utils
 import hashlib
@@ -40,7 +39,6 @@ import json
 import math
 import operator
 import re
-import socket
 import threading
 import time
 import uuid
@@ -55,6 +53,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
+from sandbox.serving import drop_connection
 from sandbox.xero_spec import field_info, parse_xero_datetime, strip_nulls, validate_body
 
 if TYPE_CHECKING:
@@ -828,7 +827,7 @@ class FakeXero:
         try:
             reply, fault, entered = self._handle(request, method, route, params, allowed)
             if fault is not None and fault.kind == "drop":
-                self._drop(environ)
+                drop_connection(environ, "fake Xero")
             if fault is not None and fault.release is not None:
                 fault.release.wait(HOLD_TIMEOUT_S)
             return self._send(reply, start_response)
@@ -847,15 +846,6 @@ class FakeXero:
         reason = HTTP_STATUS_CODES.get(reply.status, "Unknown")
         start_response(f"{reply.status} {reason}", headers)
         return [reply.body]
-
-    @staticmethod
-    def _drop(environ: WSGIEnvironment) -> None:
-        sock = environ.get("werkzeug.socket")
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        raise ConnectionAbortedError("fake Xero dropped the connection after the commit")
 
     def _limit_headers(self) -> list[tuple[str, str]]:
         tenant = self.settings.tenant_id

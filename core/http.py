@@ -7,7 +7,7 @@ tenacity does the retrying, honouring Retry-After, with sleep injectable so test
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +117,42 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
+
+
+@dataclass
+class RateBudget:
+    """At most ``calls`` per ``period`` seconds, enforced before each call by waiting.
+
+    A provider's documented limit (Harvest 100 per 15 s, Xero 60 per minute, QuickBooks 500
+    per minute) becomes a wait on our side instead of a 429 on theirs. Clock and sleep are
+    injectable so tests never really wait.
+    """
+
+    calls: int
+    period: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    _sent: deque[float] = field(default_factory=deque, repr=False)
+    _offset: float = field(default=0.0, repr=False)
+
+    def _now(self) -> float:
+        return self.clock() + self._offset
+
+    def acquire(self) -> float:
+        """Wait until a call is allowed, record it, and return how long we waited."""
+        waited = 0.0
+        while True:
+            now = self._now()
+            while self._sent and self._sent[0] <= now - self.period:
+                self._sent.popleft()
+            if len(self._sent) < self.calls:
+                self._sent.append(now)
+                return waited
+            pause = self._sent[0] + self.period - now
+            self.sleep(pause)
+            # An injected sleep that doesn't move the clock still counts as time passed.
+            self._offset += max(0.0, pause - (self._now() - now))
+            waited += pause
 
 
 @dataclass

@@ -10,15 +10,29 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from connectors.base import PullRequest
+from connectors.harvest.client import HarvestSource
+from connectors.harvest.config import HarvestConfig
 from connectors.harvest.parse import parse_time_entry
 from core.errors import AuthError, SourceDataError, TerminalError, TransientError
-from core.http import Action, RetryPolicy, classify, raise_for, retry_after_seconds
+from core.http import (
+    Action,
+    CallCounter,
+    RateBudget,
+    RetryPolicy,
+    classify,
+    raise_for,
+    retry_after_seconds,
+)
 from core.invoices import InvoiceSlot, build_lines, build_plan, invoice_key
 from core.logging import Redactor
 from core.model import EntryKind, Ref, SourceEntry
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef, MappedEntry, Resolver, Unmapped
 from mapping.rules import ClientRule, MappingRules, ProjectRule, TaskRule
+from sandbox.harvest import FakeHarvest, HarvestSettings
+from sandbox.seed import SeedSpec, build_agency_month
+from sandbox.serving import serving
 
 
 def entry(**over: Any) -> SourceEntry:
@@ -221,3 +235,54 @@ def test_redactor_scrubs_known_secrets_keys_and_bearer_tokens() -> None:
     assert "s3cr3t-token-value" not in text
     assert "eyJabc" not in text
     assert event["authorization"] == "***"
+
+
+def test_rate_budget_waits_exactly_what_the_limit_needs() -> None:
+    clock = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    budget = RateBudget(3, 15.0, clock=lambda: clock[0], sleep=sleep)
+    assert [budget.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    clock[0] += 5
+    assert budget.acquire() == 10.0  # the first call leaves the window at t=115
+    assert slept == [10.0]
+    frozen = RateBudget(2, 60.0, clock=lambda: 0.0, sleep=slept.append)
+    frozen.acquire()
+    frozen.acquire()
+    assert frozen.acquire() == 60.0  # a sleep that doesn't move the clock still ends the wait
+
+
+def test_harvest_calls_stay_within_a_budget_without_429() -> None:
+    clock = [0.0]
+    month = build_agency_month(SeedSpec(clients=4, entries=300))
+    fake = FakeHarvest(month, HarvestSettings(requests_per_window=3, clock=lambda: clock[0]))
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    with serving(fake) as server:
+        config = HarvestConfig.model_validate(
+            {
+                "type": "harvest",
+                "account_id": fake.settings.account_id,
+                "access_token": fake.settings.access_token,
+                "base_url": server.url,
+                "per_page": 50,
+                "requests_per_15s": 3,
+            }
+        )
+        source = HarvestSource(
+            "harvest", config, calls=CallCounter(), policy=RetryPolicy(max_attempts=1, sleep=sleep)
+        )
+        source._budget.clock = lambda: clock[0]  # the budget and the fake share one clock
+        entries = list(source.pull(PullRequest(date(2026, 9, 1), None)))
+    assert len({e.source_id for e in entries}) == len(month.time_entries) + len(month.expenses)
+    # max_attempts=1: a single 429 would have failed the pull, so it waited instead
+    assert slept and all(s > 0 for s in slept)
+    assert sum(fake.calls.values()) > 3  # more calls than the window allows at once

@@ -11,7 +11,7 @@ from connectors.base import PullRequest
 from connectors.harvest.config import HarvestConfig
 from connectors.harvest.parse import parse_expense, parse_time_entry
 from core.errors import SourceDataError, TransientError
-from core.http import CallCounter, RetryPolicy, raise_for
+from core.http import CallCounter, RateBudget, RetryPolicy, raise_for
 from core.model import SourceEntry
 
 SERVICE = "harvest"
@@ -37,6 +37,7 @@ class HarvestSource:
         self._config = config
         self._calls = calls
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._budget = RateBudget(config.requests_per_15s, 15.0, sleep=self._policy.sleep)
         self._session = session or requests.Session()
         self._session.headers.update(
             {
@@ -90,6 +91,7 @@ class HarvestSource:
     def _get(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
         for attempt in self._policy.retrying():
             with attempt:
+                self._budget.acquire()
                 self._calls.add(SERVICE)
                 try:
                     response = self._session.get(

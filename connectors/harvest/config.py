@@ -22,6 +22,9 @@ class HarvestConfig(BaseModel):
         description="Harvest requires one naming the app and a contact",
     )
     per_page: int = Field(default=2000, ge=1, le=2000, description="page size (max 2000)")
+    requests_per_15s: int = Field(
+        default=100, ge=1, le=100, description="call budget; Harvest allows 100 per 15 s"
+    )
     expenses: bool = Field(default=True, description="pull expenses as well as time entries")
     timeout_seconds: float = Field(default=30, gt=0, description="per HTTP request")
     max_attempts: int = Field(

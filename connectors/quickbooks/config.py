@@ -27,6 +27,9 @@ class QuickBooksConfig(BaseModel):
         description="API root ending in /v3; default: Intuit's URL for the environment",
     )
     minorversion: int = Field(default=75, ge=75, description="QBO ignores anything below 75")
+    calls_per_minute: int = Field(
+        default=500, ge=1, le=500, description="call budget; QuickBooks allows 500 per realm"
+    )
     doc_numbers: Literal["quickbooks", "ours"] = Field(
         default="quickbooks",
         description="quickbooks: QBO numbers invoices; ours: DocNumber derived from our key",

@@ -34,7 +34,7 @@ from quickbooks.objects.invoice import Invoice
 from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
 from connectors.quickbooks.config import QuickBooksConfig
 from core.errors import AuthError, TerminalError, TransientError
-from core.http import CallCounter, RetryPolicy
+from core.http import CallCounter, RateBudget, RetryPolicy
 from core.invoices import InvoicePlan, PlannedLine, content_hash
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
@@ -91,6 +91,7 @@ class QuickBooksTarget:
         self._config = config
         self._calls = calls
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
         auth = _AuthClient(config)
         qb = QuickBooks(
             auth_client=auth,
@@ -321,6 +322,7 @@ class QuickBooksTarget:
     def _call(self, fn: Callable[[], T]) -> T:
         for attempt in self._policy.retrying():
             with attempt:
+                self._budget.acquire()
                 self._calls.add(SERVICE)
                 try:
                     return fn()

@@ -20,6 +20,9 @@ class XeroConfig(BaseModel):
         default=HttpUrl("https://api.xero.com/api.xro/2.0"), description="Accounting API root"
     )
     batch_size: int = Field(default=50, ge=1, le=100, description="invoices per write")
+    calls_per_minute: int = Field(
+        default=60, ge=1, le=60, description="call budget; Xero allows 60 per minute per tenant"
+    )
     line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = Field(
         default="Exclusive", description="whether unit prices include tax"
     )

@@ -35,7 +35,7 @@ from xero_python.exceptions import ApiException
 from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
 from connectors.xero.config import XeroConfig
 from core.errors import TerminalError, TransientError
-from core.http import CallCounter, RetryPolicy, raise_for
+from core.http import CallCounter, RateBudget, RetryPolicy, raise_for
 from core.invoices import InvoicePlan, PlannedLine, content_hash
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
@@ -59,6 +59,7 @@ class XeroTarget:
         self._config = config
         self._calls = calls
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
         self._tenant = str(config.tenant_id)
         self._run_nonce = uuid.uuid4().hex  # one target per run
         self._item_defaults: dict[str, tuple[str | None, str | None]] = {}
@@ -222,6 +223,7 @@ class XeroTarget:
     def _call(self, fn: Callable[[], T]) -> T:
         for attempt in self._policy.retrying():
             with attempt:
+                self._budget.acquire()
                 self._calls.add(SERVICE)
                 try:
                     return fn()

@@ -18,33 +18,44 @@ def _ref(raw: dict[str, Any], key: str, where: str) -> Ref:
     return Ref(id=str(value["id"]), name=str(value.get("name") or ""))
 
 
+def _identify(source: str, raw: object, kind: str) -> tuple[dict[str, Any], int, str]:
+    """The payload as an object, its id, and how errors name it: "<source>: <kind> <id>"."""
+    if not isinstance(raw, dict):
+        raise SourceDataError(f"{source}: {kind} is not an object: {str(raw)[:80]!r}")
+    item_id = raw.get("id")
+    where = f"{source}: {kind} {item_id}"
+    if not isinstance(item_id, int):
+        raise SourceDataError(f"{where}: field 'id' must be an integer")
+    return raw, item_id, where
+
+
+def _updated_at(raw: dict[str, Any]) -> datetime:
+    updated = datetime.fromisoformat(str(raw["updated_at"]).replace("Z", "+00:00"))
+    if updated.tzinfo is None:
+        raise ValueError("updated_at has no timezone")
+    return updated
+
+
 def parse_time_entry(source: str, raw: object) -> SourceEntry:
     """Parse one entry, or raise SourceDataError naming the source, the entry id and the field."""
-    if not isinstance(raw, dict):
-        raise SourceDataError(f"{source}: time entry is not an object: {str(raw)[:80]!r}")
-    entry_id = raw.get("id")
-    where = f"{source}: time entry {entry_id}"
-    if not isinstance(entry_id, int):
-        raise SourceDataError(f"{where}: field 'id' must be an integer")
+    data, entry_id, where = _identify(source, raw, "time entry")
     field = "?"
     try:
         field = "spent_date"
-        spent = date.fromisoformat(str(raw["spent_date"]))
+        spent = date.fromisoformat(str(data["spent_date"]))
         field = "hours"
-        hours = to_decimal(raw["hours"], what="hours")
+        hours = to_decimal(data["hours"], what="hours")
         if hours < 0:
             raise ValueError("hours must not be negative")
         field = "billable_rate"
-        rate_raw = raw.get("billable_rate")
+        rate_raw = data.get("billable_rate")
         rate: Decimal | None = None if rate_raw is None else to_decimal(rate_raw, what="rate")
         field = "updated_at"
-        updated = datetime.fromisoformat(str(raw["updated_at"]).replace("Z", "+00:00"))
-        if updated.tzinfo is None:
-            raise ValueError("updated_at has no timezone")
+        updated = _updated_at(data)
         field = "client"
-        currency = _currency(raw)
+        currency = _currency(data)
         field = "flags"
-        flags = _flags(raw, ("billable", "is_closed", "is_billed", "is_running"))
+        flags = _flags(data, ("billable", "is_closed", "is_billed", "is_running"))
     except KeyError as exc:
         raise SourceDataError(f"{where}: missing field {exc.args[0]!r}") from None
     except ValueError as exc:
@@ -57,11 +68,11 @@ def parse_time_entry(source: str, raw: object) -> SourceEntry:
         quantity=hours,
         unit_price=rate,
         currency=currency,
-        client=_ref(raw, "client", where),
-        project=_ref(raw, "project", where),
-        task=_ref(raw, "task", where),
-        user=_ref(raw, "user", where),
-        notes=str(raw.get("notes") or ""),
+        client=_ref(data, "client", where),
+        project=_ref(data, "project", where),
+        task=_ref(data, "task", where),
+        user=_ref(data, "user", where),
+        notes=str(data.get("notes") or ""),
         billable=flags["billable"],
         approved=flags["is_closed"],
         billed_in_source=flags["is_billed"],
@@ -72,24 +83,19 @@ def parse_time_entry(source: str, raw: object) -> SourceEntry:
 
 def parse_expense(source: str, raw: object) -> SourceEntry:
     """Parse one Harvest expense. Unit-priced ones keep units × unit price; others are 1 × total."""
-    if not isinstance(raw, dict):
-        raise SourceDataError(f"{source}: expense is not an object: {str(raw)[:80]!r}")
-    expense_id = raw.get("id")
-    where = f"{source}: expense {expense_id}"
-    if not isinstance(expense_id, int):
-        raise SourceDataError(f"{where}: field 'id' must be an integer")
+    data, expense_id, where = _identify(source, raw, "expense")
     field = "?"
     try:
         field = "spent_date"
-        spent = date.fromisoformat(str(raw["spent_date"]))
+        spent = date.fromisoformat(str(data["spent_date"]))
         field = "total_cost"
-        total = to_decimal(raw["total_cost"], what="total_cost")
+        total = to_decimal(data["total_cost"], what="total_cost")
         field = "expense_category"
-        category = raw["expense_category"]
+        category = data["expense_category"]
         if not isinstance(category, dict):
             raise ValueError("must be an object")
         unit_price_raw = category.get("unit_price")
-        units_raw = raw.get("units")
+        units_raw = data.get("units")
         quantity, unit_price = Decimal(1), total
         if units_raw is not None and unit_price_raw is not None:
             field = "units"
@@ -98,17 +104,15 @@ def parse_expense(source: str, raw: object) -> SourceEntry:
             if units * price == total:
                 quantity, unit_price = units, price
         field = "updated_at"
-        updated = datetime.fromisoformat(str(raw["updated_at"]).replace("Z", "+00:00"))
-        if updated.tzinfo is None:
-            raise ValueError("updated_at has no timezone")
+        updated = _updated_at(data)
         field = "client"
-        currency = _currency(raw)
-        flags = _flags(raw, ("billable", "is_closed", "is_billed"))
+        currency = _currency(data)
+        flags = _flags(data, ("billable", "is_closed", "is_billed"))
     except KeyError as exc:
         raise SourceDataError(f"{where}: missing field {exc.args[0]!r}") from None
     except ValueError as exc:
         raise SourceDataError(f"{where}: field {getattr(exc, 'field', field)!r}: {exc}") from None
-    receipt = raw.get("receipt")
+    receipt = data.get("receipt")
     return SourceEntry(
         source=source,
         source_id=f"expense-{expense_id}",
@@ -117,11 +121,11 @@ def parse_expense(source: str, raw: object) -> SourceEntry:
         quantity=quantity,
         unit_price=unit_price,
         currency=currency,
-        client=_ref(raw, "client", where),
-        project=_ref(raw, "project", where),
-        task=_ref(raw, "expense_category", where),
-        user=_ref(raw, "user", where),
-        notes=str(raw.get("notes") or ""),
+        client=_ref(data, "client", where),
+        project=_ref(data, "project", where),
+        task=_ref(data, "expense_category", where),
+        user=_ref(data, "user", where),
+        notes=str(data.get("notes") or ""),
         billable=flags["billable"],
         approved=flags["is_closed"],
         billed_in_source=flags["is_billed"],

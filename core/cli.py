@@ -11,10 +11,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, select
 
@@ -22,21 +21,31 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
-from core import logging as hblog
-from core.config import LoadedConfig, load_config
+from core.cliutil import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigOpt,
+    JsonOpt,
+    PeriodOpt,
+    ProfileOpt,
+    database,
+    err,
+    out,
+)
+from core.cliutil import fail as _fail
+from core.cliutil import load as _load
+from core.cliutil import period as _period
+from core.cliutil import profile as _profile
+from core.config import LoadedConfig
 from core.config_reference import render as render_reference
-from core.db import open_database
 from core.errors import ConfigError, HourbridgeError
 from core.factory import build_profile
 from core.http import CallCounter
 from core.invoices import reference_prefix
 from core.lease import Lease
-from core.periods import Period
 from core.report import ErrorClass, RunReport, next_step
 from core.sync import SyncEngine
 from core.tables import RunEventRow, RunStatus, SyncRunRow
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 app = typer.Typer(
     name="hourbridge",
@@ -58,49 +67,6 @@ mappings_app = typer.Typer(
 )
 app.add_typer(mappings_app, name="mappings")
 
-# Off a terminal (pipes, CI, `make demo`), tables get room instead of the 80-column default.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-c", help="YAML config file.", envvar="HOURBRIDGE_CONFIG")
-]
-ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", "-p", help="Profile name (needed if several).")
-]
-PeriodOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--period",
-        help="Billing month YYYY-MM in the organisation's timezone [default: last month].",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _load(config: Path) -> LoadedConfig:
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    hblog.configure(loaded.secrets)
-    return loaded
-
-
-def _period(loaded: LoadedConfig, text: str | None) -> Period:
-    if text is None:
-        now = datetime.now(loaded.config.organisation.tz)
-        return Period(now.year, now.month).previous()
-    try:
-        return Period.parse(text)
-    except ValueError as exc:
-        raise _fail(f"--period: {exc}") from None
-
 
 def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool) -> RunReport:
     loaded = _load(config)
@@ -110,12 +76,7 @@ def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool
         built = build_profile(loaded, profile, calls)
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
-    try:
-        engine = open_database(loaded.database_url)
-    except Exception as exc:  # the driver's own error types vary by back end
-        raise _fail(
-            f"{config}: database.url: cannot open the database: {exc}", EXIT_FAILED
-        ) from None
+    engine = database(loaded)
     sync = SyncEngine(engine, built, api_calls=calls.as_dict)
     with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
         return sync.run(billing, dry_run=dry_run)
@@ -298,7 +259,7 @@ def runs_list(
     if status is not None and status not in RUN_STATUSES:
         raise _fail(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
     start = _since(loaded, since)
-    engine = open_database(loaded.database_url)
+    engine = database(loaded)
     query = select(SyncRunRow)
     with Session(engine) as session:
         if profile is not None:
@@ -352,7 +313,7 @@ def runs_show(
 ) -> None:
     """Show one run's report."""
     loaded = _load(config)
-    engine = open_database(loaded.database_url)
+    engine = database(loaded)
     with Session(engine) as session:
         row = session.get(SyncRunRow, run_id)
         events = session.exec(
@@ -457,7 +418,7 @@ def invoices_list(
     loaded = _load(config)
     name, _cfg = _profile(loaded, profile)
     wanted = str(_period(loaded, period)) if period else None
-    engine = open_database(loaded.database_url)
+    engine = database(loaded)
     with Session(engine) as session:
         rows = sorted(
             (
@@ -522,7 +483,7 @@ def invoices_confirm(
     target = built.target
     if not isinstance(target, ImportFileTarget):
         raise _fail(f"profile {built.name!r} does not write import files; nothing to confirm")
-    engine = open_database(loaded.database_url)
+    engine = database(loaded)
     lease = Lease(engine, built.name, lambda: datetime.now(UTC))
     try:
         lease.acquire()
@@ -553,13 +514,6 @@ def invoices_confirm(
         f"{removed} invoice(s) taken out of {target.file_for(prefix)}",
         highlight=False,
     )
-
-
-def _profile(loaded: LoadedConfig, name: str | None) -> tuple[str, Any]:
-    try:
-        return loaded.config.profile(name)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
 
 
 @config_app.command("check")

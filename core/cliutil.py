@@ -1,0 +1,83 @@
+"""What every ``hourbridge`` command shares: consoles, common options, exit codes and loading.
+
+Command groups live in their own modules and import from here, so ``core.cli`` only wires them.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from core import logging as hblog
+from core.config import LoadedConfig, load_config
+from core.db import open_database
+from core.errors import ConfigError
+from core.periods import Period
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Off a terminal (pipes, CI, `make demo`), tables get room instead of the 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="YAML config file.", envvar="HOURBRIDGE_CONFIG")
+]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", "-p", help="Profile name (needed if several).")
+]
+PeriodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        help="Billing month YYYY-MM in the organisation's timezone [default: last month].",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def load(config: Path) -> LoadedConfig:
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    hblog.configure(loaded.secrets)
+    return loaded
+
+
+def period(loaded: LoadedConfig, text: str | None) -> Period:
+    if text is None:
+        now = datetime.now(loaded.config.organisation.tz)
+        return Period(now.year, now.month).previous()
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise fail(f"--period: {exc}") from None
+
+
+def profile(loaded: LoadedConfig, name: str | None) -> tuple[str, Any]:
+    try:
+        return loaded.config.profile(name)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def database(loaded: LoadedConfig) -> Engine:
+    """The configured database, migrated; a clear exit 1 when it cannot be opened."""
+    try:
+        return open_database(loaded.database_url)
+    except Exception as exc:  # the driver's own error types vary by back end
+        raise fail(
+            f"{loaded.path}: database.url: cannot open the database: {exc}", EXIT_FAILED
+        ) from None

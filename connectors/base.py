@@ -62,6 +62,7 @@ class Directory:
     open_names: bool = False  # no directory to check (import files): any contact name goes
     classes: frozenset[str] | None = None  # QuickBooks Classes (names and Ids); None: unused
     departments: frozenset[str] | None = None  # QuickBooks Departments; None: unused
+    max_description: int | None = None  # longest line text the target takes; None: no limit
 
     def contact(self, ref: ContactRef) -> RemoteContact | None:
         if self.open_names:  # the name is the identity: (ID, name) comes back from grouping

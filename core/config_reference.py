@@ -14,7 +14,7 @@ from pydantic_core import PydanticUndefined
 
 from connectors.registry import installed
 from core.config import DatabaseConfig, OrganisationConfig, ProfileConfig, ScheduleConfig
-from mapping.rules import ClientRule, MappingRules, ProjectRule, TaskRule
+from mapping.rules import ClientRule, MappingRules, ProjectRule, RateRule, Rounding, TaskRule
 
 
 def _type_name(annotation: Any) -> str:
@@ -47,7 +47,8 @@ def _table(model: type[BaseModel]) -> list[str]:
         if name == "type" and not meaning:
             meaning = "selects this connector"
         kind = _type_name(field.annotation).replace("|", "\\|")
-        rows.append(f"| `{name}` | {kind} | {_default(field)} | {meaning} |")
+        key = field.alias or name  # `from` is spelled from_ in Python
+        rows.append(f"| `{key}` | {kind} | {_default(field)} | {meaning} |")
     return rows
 
 
@@ -75,6 +76,12 @@ def render() -> str:
         "",
         "### profiles.NAME.mapping",
         *_table(MappingRules),
+        "",
+        "### mapping.rates[]",
+        *_table(RateRule),
+        "",
+        "### mapping.rounding, mapping.clients.ID.rounding, mapping.projects.ID.rounding",
+        *_table(Rounding),
         "",
         "### mapping.clients.ID",
         *_table(ClientRule),

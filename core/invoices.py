@@ -1,7 +1,15 @@
 """The invoice builder: mapped entries → one plan per (target, contact, currency, period, seq).
 
-Lines group entries by task and price. Quantities are exact hours; a line's amount is
-quantity × unit price rounded half-up to cents, which is what Xero computes.
+Lines group entries by the configured grouping (entry, task, user, project, task+user or
+date), and always by price, item, account, tax type, class, description template and
+rounding, so a rate change mid-period gives a second line. Quantities are hours, rounded as
+configured (exact by default); a line's amount is quantity × unit price rounded half-up to
+cents, which is what Xero computes, so no line shows an amount its quantity and price
+contradict. Expenses keep their own lines, by category and price, never rounded.
+
+Line order within an invoice is stable: by the grouping's label (the task's text, the user's
+or project's name, the date, or for ``entry`` the date and entry id), then the line's first
+spent date, then unit price, item, account, tax type and class.
 """
 
 from __future__ import annotations
@@ -10,13 +18,17 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from core.model import EntryKind
 from core.money import ZERO, cents
 from core.periods import Period
+from mapping.describe import render
 from mapping.resolver import ContactRef, MappedEntry
+from mapping.rounding import billable_minutes, line_hours, split_invoice_total
+from mapping.rules import DEFAULT_TEMPLATES, Rounding
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -28,6 +40,10 @@ class PlannedLine:
     account_code: str | None
     tax_type: str | None
     category: str | None = None  # QuickBooks Class
+    # Why, for people (`preview --explain`); not part of what the target stores or compares.
+    rate_rule: str = field(default="", compare=False)  # the rule(s) that gave the price
+    rounding: str = field(default="", compare=False)  # how its hours were rounded
+    entry_keys: tuple[str, ...] = field(default=(), compare=False)  # "source:id" billed here
 
     @property
     def amount(self) -> Decimal:
@@ -102,39 +118,142 @@ def content_hash(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-# description, item, account, tax, unit price, class: entries alike in all of these share a line
-_Group = tuple[str, str | None, str | None, str | None, Decimal, str | None]
+_NO_ROUNDING = "none"
 
 
-def build_lines(entries: Sequence[MappedEntry]) -> tuple[PlannedLine, ...]:
-    """Group by task and price (a task billed at two rates gives two lines), in a stable order."""
-    groups: dict[_Group, Decimal] = defaultdict(lambda: ZERO)
-    for mapped in entries:
-        group = (
-            mapped.description,
-            mapped.item_code,
-            mapped.account_code,
-            mapped.tax_type,
-            mapped.unit_price,
-            mapped.category,
-        )
-        groups[group] += mapped.entry.quantity
-    lines = [
-        PlannedLine(
-            description=desc,
-            quantity=qty,
-            unit_price=price,
-            item_code=item,
-            account_code=account,
-            tax_type=tax,
-            category=category,
-        )
-        for (desc, item, account, tax, price, category), qty in groups.items()
-        if qty != ZERO
-    ]
-    return tuple(
-        sorted(lines, key=lambda line: (line.description, line.unit_price, line.category or ""))
+@dataclass(frozen=True, slots=True)
+class _LineKey:
+    """Entries with equal keys share a line."""
+
+    label: tuple[str, ...]  # the grouping's part; also the first sort key
+    kind: EntryKind
+    item_code: str | None
+    account_code: str | None
+    tax_type: str | None
+    unit_price: Decimal
+    category: str | None
+    template: str
+    rounding: Rounding | None
+
+
+def _label(mapped: MappedEntry) -> tuple[str, ...]:
+    e = mapped.entry
+    grouping = "task" if e.kind is EntryKind.EXPENSE else mapped.grouping
+    if grouping == "entry":
+        return (e.spent_date.isoformat(), e.source, e.source_id)
+    if grouping == "user":
+        return (e.user.name, e.user.id)
+    if grouping == "project":
+        return (e.project.name, e.project.id)
+    if grouping == "task+user":
+        return (mapped.description, e.user.name, e.user.id)
+    if grouping == "date":
+        return (e.spent_date.isoformat(),)
+    return (mapped.description,)
+
+
+def _key(mapped: MappedEntry) -> _LineKey:
+    if mapped.entry.kind is EntryKind.EXPENSE:
+        template = "{task}"
+    else:
+        template = mapped.template or DEFAULT_TEMPLATES[mapped.grouping]
+    return _LineKey(
+        label=_label(mapped),
+        kind=mapped.entry.kind,
+        item_code=mapped.item_code,
+        account_code=mapped.account_code,
+        tax_type=mapped.tax_type,
+        unit_price=mapped.unit_price,
+        category=mapped.category,
+        template=template,
+        rounding=mapped.rounding,
     )
+
+
+def _distinct(values: Iterable[str]) -> str:
+    return ", ".join(dict.fromkeys(v for v in values if v))
+
+
+def _fields(members: Sequence[MappedEntry]) -> dict[str, str]:
+    """The template's fields for one line; several values are listed once each, in order."""
+    first = min(m.entry.spent_date for m in members)
+    last = max(m.entry.spent_date for m in members)
+    return {
+        "client": _distinct(m.entry.client.name for m in members),
+        "project": _distinct(m.entry.project.name for m in members),
+        "task": _distinct(m.description for m in members),
+        "user": _distinct(m.entry.user.name for m in members),
+        "date_range": first.isoformat() if first == last else f"{first} – {last}",
+        "notes": "; ".join(dict.fromkeys(n for m in members if (n := m.entry.notes.strip()))),
+    }
+
+
+def _sort_key(key: _LineKey, members: Sequence[MappedEntry]) -> tuple[object, ...]:
+    return (
+        key.label,
+        members[0].entry.spent_date,
+        key.unit_price,
+        key.item_code or "",
+        key.account_code or "",
+        key.tax_type or "",
+        key.category or "",
+    )
+
+
+def _invoice_stage(key: _LineKey) -> bool:
+    r = key.rounding
+    return r is not None and r.mode != _NO_ROUNDING and r.stage == "invoice"
+
+
+def build_lines(
+    entries: Sequence[MappedEntry], *, max_description: int | None = None
+) -> tuple[PlannedLine, ...]:
+    """Group, round and describe one invoice's entries, in a stable order.
+
+    ``max_description``: the target's limit on a line's text (None: no limit).
+    """
+    ordered = sorted(entries, key=lambda m: (m.entry.spent_date, m.entry.source, m.entry.source_id))
+    groups: dict[_LineKey, list[MappedEntry]] = {}
+    for mapped in ordered:
+        groups.setdefault(_key(mapped), []).append(mapped)
+    keys = sorted(groups, key=lambda k: _sort_key(k, groups[k]))
+
+    hours: dict[_LineKey, Decimal] = {}
+    together: dict[tuple[Decimal, Rounding], list[_LineKey]] = defaultdict(list)
+    for key in keys:
+        members = groups[key]
+        if _invoice_stage(key):
+            assert key.rounding is not None
+            together[(key.unit_price, key.rounding)].append(key)
+        else:
+            hours[key] = line_hours([m.entry.quantity for m in members], key.rounding)
+    for (_price, rounding), shared in together.items():
+        minutes = [
+            sum((billable_minutes(m.entry.quantity, rounding) for m in groups[k]), ZERO)
+            for k in shared
+        ]
+        hours.update(zip(shared, split_invoice_total(minutes, rounding), strict=True))
+
+    lines = []
+    for key in keys:
+        members = groups[key]
+        if hours[key] == ZERO:
+            continue
+        lines.append(
+            PlannedLine(
+                description=render(key.template, _fields(members), max_description),
+                quantity=hours[key],
+                unit_price=key.unit_price,
+                item_code=key.item_code,
+                account_code=key.account_code,
+                tax_type=key.tax_type,
+                category=key.category,
+                rate_rule="; ".join(dict.fromkeys(m.rate_rule for m in members)),
+                rounding=key.rounding.explain() if key.rounding else _NO_ROUNDING,
+                entry_keys=tuple(str(m.entry.key) for m in members),
+            )
+        )
+    return tuple(lines)
 
 
 def build_plan(
@@ -145,6 +264,7 @@ def build_plan(
     contact_name: str,
     entries: Sequence[MappedEntry],
     due_days: int,
+    max_description: int | None = None,
 ) -> InvoicePlan:
     invoice_date = slot.period.end
     ordered = tuple(sorted(entries, key=lambda m: (m.entry.spent_date, m.entry.source_id)))
@@ -155,7 +275,7 @@ def build_plan(
         contact_name=contact_name,
         invoice_date=invoice_date,
         due_date=invoice_date + timedelta(days=due_days),
-        lines=build_lines(ordered),
+        lines=build_lines(ordered, max_description=max_description),
         entries=ordered,
         department=next((m.department for m in ordered if m.department), None),
     )

@@ -394,6 +394,7 @@ class SyncEngine:
                     contact_name=remote_contact.name if remote_contact else str(contact),
                     entries=members,
                     due_days=self._p.due_days,
+                    max_description=directory.max_description,
                 )
             )
         return out

@@ -13,7 +13,8 @@ from enum import StrEnum
 from typing import TypeVar
 
 from core.model import EntryKind, SourceEntry
-from mapping.rules import ClientRule, MappingRules, TaskRule
+from mapping.rates import RateBook
+from mapping.rules import ClientRule, Grouping, MappingRules, Rounding, TaskRule
 
 R = TypeVar("R")
 
@@ -48,6 +49,9 @@ class MappedEntry:
     rate_rule: str
     category: str | None = None  # QuickBooks Class of the line
     department: str | None = None  # QuickBooks Department of the invoice
+    rounding: Rounding | None = None  # project's, else client's, else profile's; None: exact
+    grouping: Grouping = "task"  # client's, else profile's
+    template: str | None = None  # line description template; None: the grouping's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ def _contact_of(rule: ClientRule) -> ContactRef:
 class Resolver:
     def __init__(self, rules: MappingRules) -> None:
         self._rules = rules
+        self._rates = RateBook(rules)
 
     def resolve(self, entry: SourceEntry) -> MappedEntry | Unmapped:
         missing: list[str] = []
@@ -92,9 +97,10 @@ class Resolver:
                 f"client {entry.client.id} is billed in {client_rule.currency} "
                 f"but the tracker records {entry.currency}"
             )
-        price, rule_name = self._rate(entry, client_rule)
+        price, rule_name = self._rate(entry)
         if price is None:
-            missing.append(f"rate for project {entry.project.id} {entry.project.name!r}")
+            why = "" if self._rules.trust_tracker_rate else " (trust_tracker_rate is false)"
+            missing.append(f"rate for project {entry.project.id} {entry.project.name!r}{why}")
         if missing or client_rule is None or task_rule is None or price is None:
             return Unmapped(entry, tuple(missing))
         return MappedEntry(
@@ -112,7 +118,18 @@ class Resolver:
             rate_rule=rule_name,
             category=self._category(entry, client_rule),
             department=client_rule.qbo_department,
+            rounding=self._rounding(entry, client_rule),
+            grouping=client_rule.grouping or self._rules.grouping,
+            template=client_rule.line_description or self._rules.line_description,
         )
+
+    def _rounding(self, entry: SourceEntry, client_rule: ClientRule) -> Rounding | None:
+        if entry.kind is EntryKind.EXPENSE:
+            return None  # units, not time
+        project_rule = _lookup(self._rules.projects, entry.source, entry.project.id)
+        if project_rule is not None and project_rule.rounding is not None:
+            return project_rule.rounding
+        return client_rule.rounding or self._rules.rounding
 
     def _category(self, entry: SourceEntry, client_rule: ClientRule) -> str | None:
         project_rule = _lookup(self._rules.projects, entry.source, entry.project.id)
@@ -127,16 +144,10 @@ class Resolver:
             rules, default = self._rules.tasks, self._rules.default_task
         return _lookup(rules, entry.source, entry.task.id) or default
 
-    def _rate(
-        self, entry: SourceEntry, client_rule: ClientRule | None
-    ) -> tuple[Decimal | None, str]:
+    def _rate(self, entry: SourceEntry) -> tuple[Decimal | None, str]:
         if entry.kind is EntryKind.EXPENSE:  # passed on at cost; markups come with rate rules
-            return entry.unit_price, "expense"
-        project_rule = _lookup(self._rules.projects, entry.source, entry.project.id)
-        if project_rule is not None and project_rule.rate is not None:
-            return project_rule.rate, f"project {entry.project.id}"
-        if client_rule is not None and client_rule.rate is not None:
-            return client_rule.rate, f"client {entry.client.id}"
-        if entry.unit_price is not None:
-            return entry.unit_price, "tracker"
-        return None, "none"
+            return entry.unit_price, "expense at cost"
+        choice = self._rates.rate_for(entry)
+        if choice is None:
+            return None, "none"
+        return choice.rate, choice.rule

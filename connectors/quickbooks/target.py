@@ -42,6 +42,7 @@ from mapping.resolver import ContactKind, ContactRef
 SERVICE = "quickbooks"
 PAGE = 1000
 T = TypeVar("T")
+MAX_DESCRIPTION = 4000  # Line.Description
 PRODUCTION = "https://quickbooks.api.intuit.com/v3"
 SANDBOX = "https://sandbox-quickbooks.api.intuit.com/v3"
 _KEY = re.compile(r"[A-Za-z0-9]{1,8}/[a-z0-9][a-z0-9_-]{0,31}/\d{4}-\d{2}/[0-9a-f]{12}")
@@ -146,6 +147,7 @@ class QuickBooksTarget:
             requires_item=True,
             classes=frozenset(self._classes),
             departments=frozenset(self._departments),
+            max_description=MAX_DESCRIPTION,
         )
 
     def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:

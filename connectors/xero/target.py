@@ -43,6 +43,7 @@ from mapping.resolver import ContactKind, ContactRef
 SERVICE = "xero"
 PAGE_SIZE = 1000
 UNITDP = 4  # unit prices may carry up to 4 decimals (rates like 123.4567)
+MAX_DESCRIPTION = 4000  # a line item's Description
 T = TypeVar("T")
 
 
@@ -105,7 +106,11 @@ class XeroTarget:
             sales = item.sales_details
             if item.code and sales is not None:
                 self._item_defaults[item.code] = (sales.account_code, _enum_value(sales.tax_type))
-        return Directory(contacts=contacts, item_codes=frozenset(i.code for i in items if i.code))
+        return Directory(
+            contacts=contacts,
+            item_codes=frozenset(i.code for i in items if i.code),
+            max_description=MAX_DESCRIPTION,
+        )
 
     def fingerprint(self, plan: InvoicePlan) -> str:
         """Xero fills a line's missing AccountCode and TaxType from its item's sales details;

@@ -21,6 +21,7 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
+from core.cli_explain import explain_lines
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -68,7 +69,9 @@ mappings_app = typer.Typer(
 app.add_typer(mappings_app, name="mappings")
 
 
-def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool) -> RunReport:
+def _run(
+    config: Path, profile: str | None, period: str | None, *, dry_run: bool, explain: bool = False
+) -> RunReport:
     loaded = _load(config)
     billing = _period(loaded, period)
     calls = CallCounter()
@@ -79,7 +82,7 @@ def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool
     engine = database(loaded)
     sync = SyncEngine(engine, built, api_calls=calls.as_dict)
     with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
-        return sync.run(billing, dry_run=dry_run)
+        return sync.run(billing, dry_run=dry_run, explain=explain)
 
 
 @app.command()
@@ -104,9 +107,17 @@ def preview(
     profile: ProfileOpt = None,
     period: PeriodOpt = None,
     as_json: JsonOpt = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="List every line with the rate rule that priced it and how its hours were "
+            "rounded (with --json: each invoice's `explain`).",
+        ),
+    ] = False,
 ) -> None:
     """Show the invoices a sync would push, with totals, and what is still pending and why."""
-    report = _run(config, profile, period, dry_run=True)
+    report = _run(config, profile, period, dry_run=True, explain=explain)
     _emit(report, as_json)
     raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
 
@@ -193,6 +204,7 @@ def _emit(report: RunReport, as_json: bool) -> None:
             "" if inv.total is None else f"{inv.total:,.2f}",
         )
     out.print(table)
+    explain_lines(report)
     pending = Table(title="Entries not invoiced, by reason")
     pending.add_column("reason")
     pending.add_column("entries", justify="right")

@@ -57,6 +57,19 @@ class EntryChange:
 
 
 @dataclass
+class LineExplanation:
+    """One planned line and why it says what it says (``preview --explain``)."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    rate_rule: str  # the rule(s) that gave its price
+    rounding: str  # how its hours were rounded
+    entries: int
+
+
+@dataclass
 class InvoiceSummary:
     key: str
     contact: str
@@ -69,6 +82,7 @@ class InvoiceSummary:
     number: str | None = None
     remote_id: str | None = None
     error: str | None = None
+    explain: list[LineExplanation] | None = None  # only when asked for (preview --explain)
 
 
 @dataclass
@@ -133,11 +147,19 @@ class RunReport:
                     **inv,
                     "subtotal": Decimal(inv["subtotal"]),
                     "total": None if inv["total"] is None else Decimal(inv["total"]),
+                    "explain": _explanations(inv.get("explain")),
                 }
             )
             for inv in data["invoices"]
         ]
         return cls(**data)
+
+
+def _explanations(raw: list[dict[str, Any]] | None) -> list[LineExplanation] | None:
+    if raw is None:
+        return None
+    money = ("quantity", "unit_price", "amount")
+    return [LineExplanation(**{**x, **{k: Decimal(x[k]) for k in money}}) for x in raw]
 
 
 class ErrorClass(StrEnum):

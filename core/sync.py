@@ -39,6 +39,7 @@ from core.periods import Period
 from core.report import (
     InvoiceAction,
     InvoiceSummary,
+    LineExplanation,
     PendingReason,
     RunReport,
     UnmappedItem,
@@ -105,10 +106,14 @@ class SyncEngine:
         # Import files wait for a person to confirm the import before their entries are billed.
         self._awaiting = bool(getattr(profile.target, "awaits_confirmation", False))
         self._held = LedgerState.EXPORTED if self._awaiting else LedgerState.CONFIRMED
+        self._explain = False
 
     # -- entry point ----------------------------------------------------------------------
 
-    def run(self, period: Period, *, dry_run: bool = False) -> RunReport:
+    def run(self, period: Period, *, dry_run: bool = False, explain: bool = False) -> RunReport:
+        """Sync one period. ``explain``: each invoice in the report lists its lines with the
+        rule that priced them and how their hours were rounded."""
+        self._explain = explain
         report = RunReport(
             run_id=uuid.uuid4().hex, profile=self._p.name, period=str(period), dry_run=dry_run
         )
@@ -460,7 +465,7 @@ class SyncEngine:
         for plan, action, found in actions:
             if action is InvoiceAction.UNCHANGED:
                 _count(report, action)
-                report.invoices.append(_summary(plan, action, found))
+                report.invoices.append(_summary(plan, action, found, self._explain))
         if not writes:
             return
         self.lease.renew()
@@ -477,7 +482,7 @@ class SyncEngine:
                 if result.ok and result.remote is not None:
                     report.entries_billed += self._confirm(session, row, result.remote, rows)
                     _count(report, action)
-                    report.invoices.append(_summary(plan, action, result.remote))
+                    report.invoices.append(_summary(plan, action, result.remote, self._explain))
                     log.info(
                         "invoice.pushed",
                         run_id=report.run_id,
@@ -497,7 +502,7 @@ class SyncEngine:
                     log.warning(
                         "invoice.rejected", run_id=report.run_id, key=plan.key, errors=message
                     )
-                    summary = _summary(plan, InvoiceAction.FAILED, None)
+                    summary = _summary(plan, InvoiceAction.FAILED, None, self._explain)
                     summary.error = message
                     report.invoices.append(summary)
                 session.commit()
@@ -601,7 +606,7 @@ class SyncEngine:
         actions: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
     ) -> None:
         for plan, action, found in actions:
-            report.invoices.append(_summary(plan, action, found))
+            report.invoices.append(_summary(plan, action, found, self._explain))
             _count(report, action)
 
     def _save_run(
@@ -734,8 +739,24 @@ def _open_seq(
 
 
 def _summary(
-    plan: InvoicePlan, action: InvoiceAction, remote: RemoteInvoice | None
+    plan: InvoicePlan, action: InvoiceAction, remote: RemoteInvoice | None, explain: bool
 ) -> InvoiceSummary:
+    lines = (
+        [
+            LineExplanation(
+                description=line.description,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                amount=line.amount,
+                rate_rule=line.rate_rule,
+                rounding=line.rounding,
+                entries=len(line.entry_keys),
+            )
+            for line in plan.lines
+        ]
+        if explain
+        else None
+    )
     return InvoiceSummary(
         key=plan.key,
         contact=plan.contact_name,
@@ -747,6 +768,7 @@ def _summary(
         total=remote.total if remote else None,
         number=remote.number if remote else None,
         remote_id=remote.invoice_id if remote else None,
+        explain=lines,
     )
 
 

@@ -117,7 +117,11 @@ RATE_LEVELS: tuple[tuple[str, ...], ...] = (
 class RateRule(_Rule):
     """An hourly rate for the entries it names, optionally within dates (inclusive)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # `from` is a Python keyword: the field is from_, written `from`; either is read back.
+    # Ids written as YAML numbers (project: 14000001) are read as the strings they are.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    )
 
     rate: Decimal = Field(ge=0, decimal_places=4, description="hourly rate")
     entry: str | None = Field(

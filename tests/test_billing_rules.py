@@ -484,6 +484,9 @@ def test_rules_round_trip_through_model_dump() -> None:
     assert MappingRules.model_validate(rules.model_dump()) == rules
     assert MappingRules.model_validate(rules.model_dump(by_alias=True, mode="json")) == rules
     assert rules.model_dump(by_alias=True)["rates"][0]["from"] == date(2026, 10, 15)
+    # ids written as YAML numbers are the same ids
+    numeric = MappingRules.model_validate(yaml.safe_load("rates: [{project: 14000001, rate: 9}]"))
+    assert numeric.rates[0].project == "14000001"
 
 
 def test_the_commented_rate_and_rounding_examples_in_the_example_config_are_valid() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.server import Sandbox
 from tests.conftest import sandbox_config, write_config
-from tests.helpers import client_of_contact, eligible, live_invoices, run_cli
+from tests.helpers import client_of_contact, eligible, live_invoices, quickbooks_config, run_cli
 
 PERIOD = "2026-10"
 TASKS = range(8000001, 8000007)
@@ -115,3 +115,42 @@ def test_a_mid_month_rate_change_splits_the_line_and_explain_names_the_rule(
         (BEFORE, hours_before, (hours_before * BEFORE).quantize(Decimal("0.01"), ROUND_HALF_UP)),
         (AFTER, hours_after, (hours_after * AFTER).quantize(Decimal("0.01"), ROUND_HALF_UP)),
     ]
+
+
+@pytest.mark.usefixtures("tokens")
+def test_notes_longer_than_quickbooks_takes_are_cut_and_the_invoice_goes_through(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fake QuickBooks refuses a Line.Description over 4,000 characters, as QuickBooks
+    does: one entry's 6,000-character note is cut at a word boundary, marked, and billed."""
+    monkeypatch.setenv("QUICKBOOKS_ACCESS_TOKEN", sandbox.quickbooks.settings.access_token)
+    entry = next(
+        e
+        for e in sandbox.month.time_entries
+        if eligible(e, PERIOD)
+        and e["task"]["id"] in TASKS
+        and e["client"]["id"] not in sandbox.month.unmapped_client_ids
+    )
+    sandbox.harvest.edit_entry(entry["id"], notes="lorem ipsum " * 500)
+    data = quickbooks_config(sandbox, f"sqlite:///{tmp_path / 'qbo.db'}")
+    client_rule = data["profiles"]["agency-monthly"]["mapping"]["clients"][
+        str(entry["client"]["id"])
+    ]
+    client_rule["grouping"] = "entry"  # one line per entry: "{task} ({user}, {date}): {notes}"
+    config = write_config(tmp_path / "qbo.yaml", data)
+
+    synced = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert synced.code == 0, synced.stdout + synced.stderr
+    assert synced.json()["errors"] == []
+    head = f"{_task_name(sandbox, entry['task']['id'])} ({entry['user']['name']}, "
+    cut_lines = [
+        str(line.get("Description"))
+        for inv in sandbox.quickbooks.invoices.values()
+        for line in inv.get("Line", [])
+        if str(line.get("Description", "")).startswith(head)
+        and "lorem ipsum" in str(line.get("Description"))
+    ]
+    assert len(cut_lines) == 1
+    text = cut_lines[0]
+    assert len(text) <= 4000 and text.endswith("ipsum…")  # cut between words, and marked
+    assert len(text) > 3900  # only as much as needed was cut

@@ -415,6 +415,12 @@ def test_hand_worked_case(case: Case) -> None:
     assert len(got) == len(want)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_line_order_does_not_depend_on_the_order_entries_arrive_in(case: Case) -> None:
+    backwards = Case(case.name, case.entries[::-1], case.rules, case.lines, case.max_description)
+    assert bill(backwards) == bill(case)
+
+
 def test_without_trust_in_the_tracker_an_entry_without_a_rule_waits() -> None:
     rules = MappingRules.model_validate({**BASE, "trust_tracker_rate": False})
     resolved = Resolver(rules).resolve(e("1", 5, "1"))

@@ -21,6 +21,7 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
+from core.cli_connect import connect_command, connections_app, secrets_app
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -66,17 +67,20 @@ mappings_app = typer.Typer(
     help="Tools for the mappings finance staff maintain.", no_args_is_help=True
 )
 app.add_typer(mappings_app, name="mappings")
+app.command("connect")(connect_command)
+app.add_typer(connections_app, name="connections")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool) -> RunReport:
     loaded = _load(config)
     billing = _period(loaded, period)
     calls = CallCounter()
+    engine = database(loaded)
     try:
-        built = build_profile(loaded, profile, calls)
+        built = build_profile(loaded, profile, calls, engine=engine)
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
-    engine = database(loaded)
     sync = SyncEngine(engine, built, api_calls=calls.as_dict)
     with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
         return sync.run(billing, dry_run=dry_run)

@@ -20,6 +20,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -32,6 +34,7 @@ from core.secrets import SecretRefError, substitute
 from mapping.rules import MappingRules
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_LOOPBACK = ("127.0.0.1", "localhost")
 
 
 class _Section(BaseModel):
@@ -170,9 +173,64 @@ class ProfileConfig(_Section):
         return [self.source] if self.source is not None else list(self.sources or [])
 
 
+class ConnectionConfig(_Section):
+    """An OAuth2 app registration; `hourbridge connect PROVIDER --name NAME` stores its tokens
+    (encrypted) in the database, and targets refer to it with `connection: NAME`."""
+
+    provider: Literal["xero", "quickbooks"] = Field(description="whose identity service")
+    client_id: str = Field(min_length=1, description="the app's client id")
+    client_secret: SecretStr = Field(description="the app's client secret, as ${ENV_VAR}")
+    redirect_port: int = Field(
+        default=8484,
+        ge=0,
+        le=65535,
+        description="the callback listens on http://127.0.0.1:PORT/callback; register that "
+        "redirect URI with the app (0: any free port, for tests)",
+    )
+    scopes: list[str] | None = Field(
+        default=None,
+        description="requested scopes; default: Xero `openid profile email offline_access "
+        "accounting.transactions accounting.contacts.read accounting.settings.read`, "
+        "QuickBooks `com.intuit.quickbooks.accounting`",
+    )
+    authorize_url: HttpUrl | None = Field(
+        default=None, description="override of the provider's consent page URL"
+    )
+    token_url: HttpUrl | None = Field(default=None, description="override of the token URL")
+    revoke_url: HttpUrl | None = Field(default=None, description="override of the revoke URL")
+    connections_url: HttpUrl | None = Field(
+        default=None, description="Xero only: override of https://api.xero.com/connections"
+    )
+    refresh_margin_seconds: int = Field(
+        default=120, ge=0, le=1200, description="refresh this long before the token expires"
+    )
+
+    @field_validator("authorize_url", "token_url", "revoke_url", "connections_url")
+    @classmethod
+    def _https_or_loopback(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and value.scheme != "https" and value.host not in _LOOPBACK:
+            raise ValueError("use https (plain http only on 127.0.0.1 or localhost)")
+        return value
+
+
+class SecretsConfig(_Section):
+    key_file: str | None = Field(
+        default=None,
+        description="file holding the Fernet key that encrypts stored tokens and secrets "
+        "(mode 0600; relative to the config file); default: env HOURBRIDGE_SECRET_KEY",
+    )
+
+
 class HourbridgeConfig(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     organisation: OrganisationConfig
+    connections: dict[Annotated[str, Field(pattern=_NAME)], ConnectionConfig] = Field(
+        default_factory=dict,
+        description="OAuth2 apps whose tokens `hourbridge connect` stores, by name",
+    )
+    secrets: SecretsConfig = Field(
+        default_factory=SecretsConfig, description="where the encryption key comes from"
+    )
     sources: dict[Annotated[str, Field(pattern=_NAME)], Any] = Field(
         description="each validated by the model of the connector its type names"
     )
@@ -197,6 +255,20 @@ class HourbridgeConfig(_Section):
                     raise _KeyedError(f"profiles.{name}.{key}", f"no source named {source!r}")
             if profile.target not in self.targets:
                 raise _KeyedError(f"profiles.{name}.target", f"no target named {profile.target!r}")
+        for name, target in self.targets.items():
+            wanted = getattr(target, "connection", None)
+            if wanted is None:
+                continue
+            if wanted not in self.connections:
+                raise _KeyedError(
+                    f"targets.{name}.connection", f"no connection named {wanted!r} in connections"
+                )
+            kind = getattr(target, "type", None)
+            if self.connections[wanted].provider != kind:
+                raise _KeyedError(
+                    f"targets.{name}.connection",
+                    f"connection {wanted!r} is for {self.connections[wanted].provider}, not {kind}",
+                )
         return self
 
     def profile(self, name: str | None) -> tuple[str, ProfileConfig]:
@@ -222,6 +294,11 @@ class LoadedConfig:
     path: Path
     config: HourbridgeConfig
     secrets: frozenset[str] = field(repr=False)
+
+    def resolve_path(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.path.parent / candidate).resolve()
 
     @property
     def database_url(self) -> str:

@@ -15,6 +15,7 @@ from typing import Annotated
 import requests
 import typer
 from rich.table import Table
+from sqlmodel import Session
 
 from core.cliutil import EXIT_FAILED, ConfigOpt, JsonOpt, database, err, fail, load, out
 from core.config import LoadedConfig
@@ -245,6 +246,11 @@ def secrets_set(
         raise fail(f"NAME: {name!r} is not a valid secret name (letters, digits, _ . -)")
     loaded = load(config)
     store = _store(loaded)
+    try:
+        with Session(store.engine) as session:
+            store.vault.check_key(session)  # before asking for the value
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
     if sys.stdin.isatty():
         value = getpass.getpass(f"value of {name}: ")
     else:

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -157,3 +158,32 @@ def raw_database_bytes(db_url: str) -> bytes:
     """Every byte SQLite keeps for this database (main file, WAL and journal)."""
     path = Path(db_url.removeprefix("sqlite:///"))
     return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+def consent(sandbox: Sandbox) -> dict[str, Any]:
+    """A token answer for the fake Xero, straight through its endpoints (no CLI)."""
+    url, oauth = sandbox.xero_url, sandbox.xero.settings.oauth
+    redirect = "http://127.0.0.1:9/callback"
+    page = requests.get(
+        f"{url}/identity/connect/authorize",
+        params={
+            "response_type": "code",
+            "client_id": oauth.client_id,
+            "redirect_uri": redirect,
+            "scope": "openid offline_access accounting.transactions",
+            "state": "s",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    code = parse_qs(urlsplit(page.headers["Location"]).query)["code"][0]
+    answer = requests.post(
+        f"{url}/connect/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect},
+        auth=(oauth.client_id, oauth.client_secret),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert isinstance(data, dict)
+    return data

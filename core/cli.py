@@ -21,7 +21,7 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
-from core.cli_connect import connect_command, connections_app, secrets_app
+from core.cli_connect import config_show, connect_command, connections_app, secrets_app
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -59,6 +59,7 @@ runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 config_app = typer.Typer(help="Check and document the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+config_app.command("show")(config_show)
 invoices_app = typer.Typer(
     help="Our invoices, and confirming imported files.", no_args_is_help=True
 )

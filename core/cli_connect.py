@@ -14,14 +14,19 @@ from typing import Annotated
 
 import requests
 import typer
+import yaml
 from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
 
+from core import logging as hblog
 from core.cliutil import EXIT_FAILED, ConfigOpt, JsonOpt, database, err, fail, load, out
-from core.config import LoadedConfig
+from core.config import LoadedConfig, load_config
 from core.connect import Prompts, Tenant, connect, revoke
 from core.errors import ConfigError, HourbridgeError
 from core.factory import open_token_store
+from core.logging import Redactor
 from core.tokens import TokenStore, endpoints
 from core.vault import new_key
 
@@ -39,6 +44,17 @@ _SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 # What opens the consent page; tests replace it with an HTTP client that follows the redirect.
 open_browser = webbrowser.open
+
+
+def _load_unresolved(config: Path) -> LoadedConfig:
+    """The config with ${secret:NAME} left as written: managing the store must work before
+    a secret the config names has been stored."""
+    try:
+        loaded = load_config(config, stored_secrets=False)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    hblog.configure(loaded.secrets)
+    return loaded
 
 
 def _store(loaded: LoadedConfig) -> TokenStore:
@@ -117,7 +133,7 @@ def connect_command(
 @connections_app.command("list")
 def connections_list(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     """The stored connections: provider, organisation, status, token expiry (no secrets)."""
-    loaded = load(config)
+    loaded = _load_unresolved(config)
     rows = _store(loaded).rows()
     data = [
         {
@@ -244,7 +260,7 @@ def secrets_set(
     stdin when piped; never from the command line."""
     if not _SECRET_NAME.fullmatch(name):
         raise fail(f"NAME: {name!r} is not a valid secret name (letters, digits, _ . -)")
-    loaded = load(config)
+    loaded = _load_unresolved(config)
     store = _store(loaded)
     try:
         with Session(store.engine) as session:
@@ -267,7 +283,7 @@ def secrets_set(
 @secrets_app.command("list")
 def secrets_list(config: ConfigOpt) -> None:
     """The names of the stored secrets (never their values)."""
-    loaded = load(config)
+    loaded = _load_unresolved(config)
     for secret in _store(loaded).vault.secret_names():
         out.print(secret, highlight=False, markup=False)
 
@@ -277,7 +293,7 @@ def secrets_delete(
     name: Annotated[str, typer.Argument(help="The secret to forget.")], config: ConfigOpt
 ) -> None:
     """Forget a stored secret."""
-    loaded = load(config)
+    loaded = _load_unresolved(config)
     if not _store(loaded).vault.delete_secret(name):
         raise fail(f"no stored secret named {name!r}")
     out.print(f"deleted secret {name}", highlight=False, markup=False)
@@ -298,3 +314,16 @@ def secrets_keygen(
     except OSError as exc:
         raise fail(f"{file}: cannot write: {exc.strerror or exc}") from None
     err.print(f"wrote a new key to {file} (mode 0600); keep a copy somewhere safe")
+
+
+def config_show(config: ConfigOpt) -> None:
+    """Print the resolved config (references substituted) with every secret masked."""
+    loaded = load(config)
+    data = loaded.config.model_dump(mode="json")
+    try:
+        url = make_url(loaded.config.database.url)
+        data["database"]["url"] = url.render_as_string(hide_password=True)
+    except ArgumentError:
+        pass  # validated already; nothing to hide in what cannot be parsed
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    sys.stdout.write(Redactor(loaded.secrets).scrub(text))

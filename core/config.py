@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -30,8 +30,11 @@ from pydantic import (
 
 from connectors.registry import Role, for_role
 from core.errors import ConfigError
-from core.secrets import SecretRefError, substitute
+from core.secrets import Resolvers, SecretRefError, substitute
 from mapping.rules import MappingRules
+
+if TYPE_CHECKING:
+    from core.vault import Vault
 
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _LOOPBACK = ("127.0.0.1", "localhost")
@@ -302,13 +305,55 @@ class LoadedConfig:
 
     @property
     def database_url(self) -> str:
-        url = self.config.database.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith("sqlite:////"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str((self.path.parent / rest).resolve())
-        return url
+        return _database_url(self.path, self.config.database.url)
+
+
+def _database_url(config_file: Path, url: str) -> str:
+    """A relative SQLite path is relative to the config file."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:":
+            return prefix + str((config_file.parent / rest).resolve())
+    return url
+
+
+def _stored_secrets(
+    file: Path, raw: dict[str, Any], env: Mapping[str, str]
+) -> Callable[[str], str | None]:
+    """``${secret:NAME}`` lookups; the database and the key are opened on first use only."""
+    opened: list[Vault] = []
+
+    def lookup(name: str) -> str | None:
+        if not opened:
+            # only configs that use ${secret:} need the database and the key here
+            from core.db import open_database  # noqa: PLC0415
+            from core.vault import Vault, load_key  # noqa: PLC0415
+
+            try:
+                database = substitute(
+                    raw.get("database") or {}, env, set(), "database", Resolvers(file.parent)
+                )
+                url = _database_url(file, DatabaseConfig.model_validate(database).url)
+                key_file = (raw.get("secrets") or {}).get("key_file")
+                where = Path(str(key_file)).expanduser() if key_file else None
+                if where is not None and not where.is_absolute():
+                    where = file.parent / where
+                fernet = load_key(where, env)
+            except (ConfigError, SecretRefError, ValidationError) as exc:
+                raise LookupError(str(exc).splitlines()[0]) from None
+            try:
+                engine = open_database(url)
+            except Exception as exc:  # the driver's own error types vary by back end
+                raise LookupError(f"cannot open the database: {exc}") from None
+            opened.append(Vault(engine, fernet))
+        vault = opened[0]
+        try:
+            return vault.get_secret(name)
+        except ConfigError as exc:
+            raise LookupError(str(exc)) from None
+
+    return lookup
 
 
 def _connector_config(role: Role, section: str, name: str, raw: Any) -> BaseModel:
@@ -344,8 +389,16 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read, substitute and validate a config file. Raises ConfigError with one line."""
+def load_config(
+    path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    stored_secrets: bool = True,
+) -> LoadedConfig:
+    """Read, substitute and validate a config file. Raises ConfigError with one line.
+
+    ``stored_secrets=False`` leaves ``${secret:NAME}`` unresolved (for the commands that
+    manage the store itself, which must work before the secret is stored)."""
     file = Path(path)
     env = os.environ if environ is None else environ
     try:
@@ -362,8 +415,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys")
     secrets: set[str] = set()
+    resolvers = Resolvers(
+        file.parent, _stored_secrets(file, raw, env) if stored_secrets else None, keep_stored=True
+    )
     try:
-        resolved: dict[str, Any] = substitute(raw, env, secrets)
+        resolved: dict[str, Any] = substitute(raw, env, secrets, "", resolvers)
     except SecretRefError as exc:
         raise ConfigError(f"{file}: {exc.path}: {exc}") from exc
     try:

@@ -187,3 +187,36 @@ def test_connect_quickbooks_takes_the_realm_from_the_redirect_and_syncs(
     assert synced.code == 0, synced.stderr
     assert synced.json()["invoices_created"] == len(oauth_sandbox.quickbooks.invoices) > 0
     assert oauth_sandbox.quickbooks.calls["POST token"] == 1  # the code exchange only
+
+
+@pytest.mark.parametrize("provider", ["xero", "quickbooks"])
+def test_a_401_refreshes_once_and_retries_when_our_clock_did_not_see_the_expiry(
+    oauth_sandbox: Sandbox,
+    clock: SharedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    provider: str,
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'hb.db'}"
+    set_env(monkeypatch, oauth_sandbox)
+    if provider == "xero":
+        config = oauth_config(oauth_sandbox, db_url, tmp_path)
+        auth = oauth_sandbox.xero.auth
+    else:
+        config = qbo_oauth_config(oauth_sandbox, db_url, tmp_path)
+        auth = oauth_sandbox.quickbooks.auth
+    result, _browser = connect_cli(monkeypatch, config, provider=provider)
+    assert result.code == 0, result.stderr
+
+    clock._tick = timedelta(minutes=25)  # the provider's time races ahead...
+    frozen = clock.now()  # ...while ours stands still: only 401s reveal the expiries
+    loaded = load_config(config)
+    hblog.configure(loaded.secrets, json=True)
+    engine = open_database(loaded.database_url)
+    calls = CallCounter()
+    built = build_profile(loaded, None, calls, engine=engine, clock=lambda: frozen)
+    report = SyncEngine(engine, built, api_calls=calls.as_dict).run(Period.parse(PERIOD))
+
+    assert report.errors == [] and report.status == "succeeded"
+    assert report.invoices_created > 0
+    assert auth.refreshes >= 2 and auth.refresh_requests == auth.refreshes

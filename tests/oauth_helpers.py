@@ -49,7 +49,13 @@ class SharedClock:
             self._now += timedelta(seconds=seconds)
 
 
-def start_oauth_sandbox(clock: SharedClock, *, grace: int = 1800, lifetime: int = 1800) -> Sandbox:
+def start_oauth_sandbox(
+    clock: SharedClock,
+    *,
+    grace: int = 1800,
+    lifetime: int = 1800,
+    other_tenants: tuple[tuple[str, str], ...] = (),
+) -> Sandbox:
     xero_oauth = OAuthSettings(
         required_scopes=("offline_access",),
         access_token_seconds=lifetime,
@@ -66,7 +72,9 @@ def start_oauth_sandbox(clock: SharedClock, *, grace: int = 1800, lifetime: int 
     return start_sandbox(
         SeedSpec(),
         harvest_settings=FAST_HARVEST,
-        xero_settings=XeroSettings(per_minute=100_000, per_day=1_000_000, oauth=xero_oauth),
+        xero_settings=XeroSettings(
+            per_minute=100_000, per_day=1_000_000, oauth=xero_oauth, other_tenants=other_tenants
+        ),
         quickbooks_settings=QboSettings(oauth=qbo_oauth),
     )
 

@@ -12,9 +12,11 @@ import pytest
 import requests
 import typer
 from sqlmodel import Session
+from typer.testing import CliRunner
 
 from core import cli_connect, cliutil
 from core import logging as hblog
+from core.cli import app
 from core.config import load_config
 from core.db import open_database
 from core.factory import build_profile
@@ -27,6 +29,7 @@ from tests.helpers import live_invoices, run_cli
 from tests.oauth_helpers import (
     CONNECTION,
     QBO_CONNECTION,
+    Browser,
     SharedClock,
     connect_cli,
     oauth_config,
@@ -187,6 +190,9 @@ def test_connect_quickbooks_takes_the_realm_from_the_redirect_and_syncs(
     assert synced.code == 0, synced.stderr
     assert synced.json()["invoices_created"] == len(oauth_sandbox.quickbooks.invoices) > 0
     assert oauth_sandbox.quickbooks.calls["POST token"] == 1  # the code exchange only
+    tested = run_cli("connections", "test", QBO_CONNECTION, "--config", config)
+    assert tested.code == 0, tested.stderr
+    assert oauth_sandbox.quickbooks.calls["GET companyinfo"] == 1
 
 
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
@@ -220,3 +226,35 @@ def test_a_401_refreshes_once_and_retries_when_our_clock_did_not_see_the_expiry(
     assert report.errors == [] and report.status == "succeeded"
     assert report.invoices_created > 0
     assert auth.refreshes >= 2 and auth.refresh_requests == auth.refreshes
+
+
+def test_several_organisations_the_user_picks_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    other = ("7d4e2b1c-0f3a-4e5d-8c6b-9a0f1e2d3c4b", "Other Org Ltd")
+    clock = SharedClock()
+    running = start_oauth_sandbox(clock, other_tenants=(other,))
+    try:
+        db_url = f"sqlite:///{tmp_path / 'hb.db'}"
+        set_env(monkeypatch, running)
+        config = oauth_config(running, db_url, tmp_path)
+        browser = Browser()
+        monkeypatch.setattr(cli_connect, "open_browser", browser)
+        asked = CliRunner().invoke(
+            app, ["connect", "xero", "--name", CONNECTION, "--config", str(config)], input="2\n"
+        )
+        assert asked.exit_code == 0, asked.stderr
+        assert "1. Hourbridge Sandbox Ltd" in asked.stdout and "2. Other Org Ltd" in asked.stdout
+        with Session(open_database(db_url)) as session:
+            row = session.get(OAuthConnectionRow, CONNECTION)
+            assert row is not None and row.tenant_id == other[0]
+
+        result, _ = connect_cli(monkeypatch, config, "--tenant", running.xero.settings.tenant_id)
+        assert result.code == 0, result.stderr
+        with Session(open_database(db_url)) as session:
+            row = session.get(OAuthConnectionRow, CONNECTION)
+            assert row is not None and row.tenant_id == running.xero.settings.tenant_id
+        unknown, _ = connect_cli(monkeypatch, config, "--tenant", "nope")
+        assert unknown.code == 2 and "is not among the connected ones" in unknown.stderr
+    finally:
+        running.stop()

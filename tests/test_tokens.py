@@ -15,6 +15,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 
+from core import logging as hblog
 from core.config import LoadedConfig, load_config
 from core.db import open_database
 from core.errors import ConfigError
@@ -67,6 +68,7 @@ def _rig(grace: int, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         set_env(monkeypatch, sandbox)
         config = oauth_config(sandbox, db_url, tmp_path)
         loaded = load_config(config)
+        hblog.configure(loaded.secrets, json=True)  # not a stream an earlier CLI test closed
         rig = Rig(sandbox, clock, loaded, config, db_url)
         rig.store().save_new(
             CONNECTION, "xero", sandbox.xero.settings.tenant_id, "Sandbox", consent(sandbox)

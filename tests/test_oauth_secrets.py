@@ -118,3 +118,29 @@ def test_the_commented_connections_example_is_valid() -> None:
     for entry in raw["connections"].values():
         ConnectionConfig.model_validate(entry)
     SecretsConfig.model_validate(raw["secrets"])
+
+
+def test_keygen_writes_a_private_key_file_the_config_can_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOURBRIDGE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("HOURBRIDGE_SECRET_KEY_FILE", raising=False)
+    monkeypatch.setenv("HARVEST_ACCESS_TOKEN", HARVEST_VALUE)
+    monkeypatch.setenv("XERO_ACCESS_TOKEN", "xero-bearer-5d1c")
+    key = tmp_path / "keys" / "hb.key"
+    key.parent.mkdir()
+    made = run_cli("secrets", "keygen", "--file", key)
+    assert made.code == 0, made.stderr
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert run_cli("secrets", "keygen", "--file", key).code == 2  # never overwritten
+    data = example_config()
+    data["database"]["url"] = f"sqlite:///{tmp_path / 'hb.db'}"
+    data["secrets"] = {"key_file": "keys/hb.key"}  # relative to the config file
+    config = write_config(tmp_path / "c.yaml", data)
+    stored = CliRunner().invoke(
+        app, ["secrets", "set", "x", "--config", str(config)], input="v4lue-123\n"
+    )
+    assert stored.exit_code == 0, stored.stderr
+    key.chmod(0o640)
+    refused = run_cli("secrets", "list", "--config", config)
+    assert refused.code == 2 and "chmod 600" in refused.stderr

@@ -387,6 +387,15 @@ class ConnectionTokens:
             reauth_message(self.name, self._config.provider, self._config_path)
         )
 
+    def _server_trouble(self, response: requests.Response) -> requests.Response:
+        """A 429 or 5xx from the token endpoint is worth retrying later, not a verdict."""
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(
+                f"connection {self.name!r}: the token endpoint answered HTTP "
+                f"{response.status_code}; the run is safe to repeat"
+            )
+        return response
+
     def _call_token_endpoint(self, refresh_token: str) -> dict[str, Any] | None:
         """The refresh answer; None on invalid_grant. A lost answer is asked again with the
         same refresh token (the provider's grace window); TransientError when it stays lost."""
@@ -398,6 +407,7 @@ class ConnectionTokens:
             if attempt:
                 self._store.sleep(min(2.0**attempt, 10.0))
             oauth = OAuth2Session(self._config.client_id)
+            oauth.register_compliance_hook("refresh_token_response", self._server_trouble)
             try:
                 token = oauth.refresh_token(
                     url, refresh_token=refresh_token, auth=auth, timeout=self._store.timeout

@@ -19,6 +19,7 @@ It is what the real identity services do for a confidential client, strictly:
 * ``revoke`` ends the whole grant: its refresh and access tokens.
 
 Knobs for tests: ``drop_next_refresh`` (rotate, then cut the connection: the answer is lost),
+``fail_next_token`` (an outage: the next token requests answer 503 or 429, changing nothing),
 ``refuse_refreshes`` (every refresh is ``invalid_grant``, as after a user disconnects the app),
 and counters ``refresh_requests`` and ``refreshes``.
 """
@@ -111,6 +112,7 @@ class FakeAuthServer:
         self._access: dict[str, tuple[str, datetime]] = {}
         self._drop = 0
         self._refuse = False
+        self._fail: list[int] = []
 
     # ------------------------------------------------------------------ knobs
 
@@ -123,6 +125,11 @@ class FakeAuthServer:
         """Every refresh answers ``invalid_grant`` (the user disconnected the app)."""
         with self._lock:
             self._refuse = refuse
+
+    def fail_next_token(self, status: int, count: int = 1) -> None:
+        """The next ``count`` token requests answer ``status`` (an outage), changing nothing."""
+        with self._lock:
+            self._fail.extend([status] * count)
 
     def access_token_valid(self, token: str) -> bool:
         with self._lock:
@@ -187,17 +194,21 @@ class FakeAuthServer:
     def token(self, request: Request) -> Reply:
         if request.method != "POST":
             return Reply(405, {"error": "invalid_request"}, [("Allow", "POST")])
+        with self._lock:
+            failed = self._fail.pop(0) if self._fail else None
+        if failed is not None:
+            return Reply(failed, {"error": "temporarily_unavailable"})
         if request.mimetype != "application/x-www-form-urlencoded":
             return _error(400, "invalid_request", "form-encoded body expected")
         if not self._client_ok(request):
             return Reply(401, {"error": "invalid_client"})
         form = request.form
-        grant_type = form.get("grant_type")
-        if grant_type == "authorization_code":
-            return self._exchange_code(form.get("code", ""), form)
-        if grant_type == "refresh_token":
-            return self._refresh_grant(form.get("refresh_token", ""))
-        return _error(400, "unsupported_grant_type")
+        grants: dict[str, Callable[[], Reply]] = {
+            "authorization_code": lambda: self._exchange_code(form.get("code", ""), form),
+            "refresh_token": lambda: self._refresh_grant(form.get("refresh_token", "")),
+        }
+        grant = grants.get(form.get("grant_type", ""))
+        return grant() if grant is not None else _error(400, "unsupported_grant_type")
 
     def revoke(self, request: Request, token: str | None) -> Reply:
         """End the grant a refresh (or access) token belongs to."""

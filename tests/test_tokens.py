@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from core import logging as hblog
 from core.config import LoadedConfig, load_config
 from core.db import open_database
-from core.errors import ConfigError
+from core.errors import ConfigError, TransientError
 from core.factory import open_token_store
 from core.tables import ConnectionStatus, LedgerRow, OAuthConnectionRow
 from core.tokens import ConnectionTokens, ReauthRequiredError, TokenStore
@@ -269,3 +269,19 @@ def test_a_key_file_must_be_private(tmp_path: Path) -> None:
         load_key(None, {"HOURBRIDGE_SECRET_KEY": "too-short"})
     with pytest.raises(ConfigError, match="no encryption key"):
         load_key(None, {})
+
+
+def test_an_outage_of_the_token_endpoint_is_transient_and_changes_nothing(
+    xero_like: Rig,
+) -> None:
+    auth = xero_like.sandbox.xero.auth
+    tokens = xero_like.tokens()
+    before = xero_like.row()
+    xero_like.clock.advance(1800)
+    auth.fail_next_token(503)
+    with pytest.raises(TransientError, match="HTTP 503"):
+        tokens.access_token()
+    after = xero_like.row()
+    assert after.status == ConnectionStatus.OK.value and after.token_set == before.token_set
+    assert auth.access_token_valid(tokens.access_token())  # the next attempt refreshes
+    assert auth.refreshes == 1

@@ -21,19 +21,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from core.http import CallCounter, RetryPolicy
+from core.http import BearerTokens, CallCounter, RetryPolicy
 
 ENTRY_POINT_GROUP = "hourbridge.connectors"
 Role = Literal["source", "target"]
 
 
+# (connection name, provider) -> the stored connection's tokens; raises ConfigError if unusable
+ConnectionResolver = Callable[[str, str], BearerTokens]
+
+
+def _no_connections(name: str, provider: str) -> BearerTokens:
+    raise RegistryError(f"connection {name!r} needs the token store, which is not open here")
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """What a factory gets besides its own config: shared counters and where the config is."""
+    """What a factory gets besides its own config: shared counters, where the config is, and
+    the stored OAuth connections (``connection: NAME`` in a target)."""
 
     calls: CallCounter
     policy: RetryPolicy | None
     base_dir: Path
+    connections: ConnectionResolver = _no_connections
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
+from core.cli_connect import config_show, connect_command, connections_app, secrets_app
 from core.cli_explain import explain_lines
 from core.cliutil import (
     EXIT_FAILED,
@@ -59,6 +60,7 @@ runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 config_app = typer.Typer(help="Check and document the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+config_app.command("show")(config_show)
 invoices_app = typer.Typer(
     help="Our invoices, and confirming imported files.", no_args_is_help=True
 )
@@ -67,6 +69,9 @@ mappings_app = typer.Typer(
     help="Tools for the mappings finance staff maintain.", no_args_is_help=True
 )
 app.add_typer(mappings_app, name="mappings")
+app.command("connect")(connect_command)
+app.add_typer(connections_app, name="connections")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _run(
@@ -75,11 +80,11 @@ def _run(
     loaded = _load(config)
     billing = _period(loaded, period)
     calls = CallCounter()
+    engine = database(loaded)
     try:
-        built = build_profile(loaded, profile, calls)
+        built = build_profile(loaded, profile, calls, engine=engine)
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
-    engine = database(loaded)
     sync = SyncEngine(engine, built, api_calls=calls.as_dict)
     with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
         return sync.run(billing, dry_run=dry_run, explain=explain)

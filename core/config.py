@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -20,6 +20,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -28,10 +30,14 @@ from pydantic import (
 
 from connectors.registry import Role, for_role
 from core.errors import ConfigError
-from core.secrets import SecretRefError, substitute
+from core.secrets import Resolvers, SecretRefError, substitute
 from mapping.rules import MappingRules
 
+if TYPE_CHECKING:
+    from core.vault import Vault
+
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_LOOPBACK = ("127.0.0.1", "localhost")
 
 
 class _Section(BaseModel):
@@ -170,9 +176,64 @@ class ProfileConfig(_Section):
         return [self.source] if self.source is not None else list(self.sources or [])
 
 
+class ConnectionConfig(_Section):
+    """An OAuth2 app registration; `hourbridge connect PROVIDER --name NAME` stores its tokens
+    (encrypted) in the database, and targets refer to it with `connection: NAME`."""
+
+    provider: Literal["xero", "quickbooks"] = Field(description="whose identity service")
+    client_id: str = Field(min_length=1, description="the app's client id")
+    client_secret: SecretStr = Field(description="the app's client secret, as ${ENV_VAR}")
+    redirect_port: int = Field(
+        default=8484,
+        ge=0,
+        le=65535,
+        description="the callback listens on http://127.0.0.1:PORT/callback; register that "
+        "redirect URI with the app (0: any free port, for tests)",
+    )
+    scopes: list[str] | None = Field(
+        default=None,
+        description="requested scopes; default: Xero `openid profile email offline_access "
+        "accounting.transactions accounting.contacts.read accounting.settings.read`, "
+        "QuickBooks `com.intuit.quickbooks.accounting`",
+    )
+    authorize_url: HttpUrl | None = Field(
+        default=None, description="override of the provider's consent page URL"
+    )
+    token_url: HttpUrl | None = Field(default=None, description="override of the token URL")
+    revoke_url: HttpUrl | None = Field(default=None, description="override of the revoke URL")
+    connections_url: HttpUrl | None = Field(
+        default=None, description="Xero only: override of https://api.xero.com/connections"
+    )
+    refresh_margin_seconds: int = Field(
+        default=120, ge=0, le=1200, description="refresh this long before the token expires"
+    )
+
+    @field_validator("authorize_url", "token_url", "revoke_url", "connections_url")
+    @classmethod
+    def _https_or_loopback(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and value.scheme != "https" and value.host not in _LOOPBACK:
+            raise ValueError("use https (plain http only on 127.0.0.1 or localhost)")
+        return value
+
+
+class SecretsConfig(_Section):
+    key_file: str | None = Field(
+        default=None,
+        description="file holding the Fernet key that encrypts stored tokens and secrets "
+        "(mode 0600; relative to the config file); default: env HOURBRIDGE_SECRET_KEY",
+    )
+
+
 class HourbridgeConfig(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     organisation: OrganisationConfig
+    connections: dict[Annotated[str, Field(pattern=_NAME)], ConnectionConfig] = Field(
+        default_factory=dict,
+        description="OAuth2 apps whose tokens `hourbridge connect` stores, by name",
+    )
+    secrets: SecretsConfig = Field(
+        default_factory=SecretsConfig, description="where the encryption key comes from"
+    )
     sources: dict[Annotated[str, Field(pattern=_NAME)], Any] = Field(
         description="each validated by the model of the connector its type names"
     )
@@ -197,6 +258,20 @@ class HourbridgeConfig(_Section):
                     raise _KeyedError(f"profiles.{name}.{key}", f"no source named {source!r}")
             if profile.target not in self.targets:
                 raise _KeyedError(f"profiles.{name}.target", f"no target named {profile.target!r}")
+        for name, target in self.targets.items():
+            wanted = getattr(target, "connection", None)
+            if wanted is None:
+                continue
+            if wanted not in self.connections:
+                raise _KeyedError(
+                    f"targets.{name}.connection", f"no connection named {wanted!r} in connections"
+                )
+            kind = getattr(target, "type", None)
+            if self.connections[wanted].provider != kind:
+                raise _KeyedError(
+                    f"targets.{name}.connection",
+                    f"connection {wanted!r} is for {self.connections[wanted].provider}, not {kind}",
+                )
         return self
 
     def profile(self, name: str | None) -> tuple[str, ProfileConfig]:
@@ -223,15 +298,62 @@ class LoadedConfig:
     config: HourbridgeConfig
     secrets: frozenset[str] = field(repr=False)
 
+    def resolve_path(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.path.parent / candidate).resolve()
+
     @property
     def database_url(self) -> str:
-        url = self.config.database.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith("sqlite:////"):
-            rest = url[len(prefix) :]
-            if rest and rest != ":memory:":
-                return prefix + str((self.path.parent / rest).resolve())
-        return url
+        return _database_url(self.path, self.config.database.url)
+
+
+def _database_url(config_file: Path, url: str) -> str:
+    """A relative SQLite path is relative to the config file."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:":
+            return prefix + str((config_file.parent / rest).resolve())
+    return url
+
+
+def _stored_secrets(
+    file: Path, raw: dict[str, Any], env: Mapping[str, str]
+) -> Callable[[str], str | None]:
+    """``${secret:NAME}`` lookups; the database and the key are opened on first use only."""
+    opened: list[Vault] = []
+
+    def lookup(name: str) -> str | None:
+        if not opened:
+            # only configs that use ${secret:} need the database and the key here
+            from core.db import open_database  # noqa: PLC0415
+            from core.vault import Vault, load_key  # noqa: PLC0415
+
+            try:
+                database = substitute(
+                    raw.get("database") or {}, env, set(), "database", Resolvers(file.parent)
+                )
+                url = _database_url(file, DatabaseConfig.model_validate(database).url)
+                key_file = (raw.get("secrets") or {}).get("key_file")
+                where = Path(str(key_file)).expanduser() if key_file else None
+                if where is not None and not where.is_absolute():
+                    where = file.parent / where
+                fernet = load_key(where, env)
+            except (ConfigError, SecretRefError, ValidationError) as exc:
+                raise LookupError(str(exc).splitlines()[0]) from None
+            try:
+                engine = open_database(url)
+            except Exception as exc:  # the driver's own error types vary by back end
+                raise LookupError(f"cannot open the database: {exc}") from None
+            opened.append(Vault(engine, fernet))
+        vault = opened[0]
+        try:
+            return vault.get_secret(name)
+        except ConfigError as exc:
+            raise LookupError(str(exc)) from None
+
+    return lookup
 
 
 def _connector_config(role: Role, section: str, name: str, raw: Any) -> BaseModel:
@@ -267,8 +389,16 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read, substitute and validate a config file. Raises ConfigError with one line."""
+def load_config(
+    path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    stored_secrets: bool = True,
+) -> LoadedConfig:
+    """Read, substitute and validate a config file. Raises ConfigError with one line.
+
+    ``stored_secrets=False`` leaves ``${secret:NAME}`` unresolved (for the commands that
+    manage the store itself, which must work before the secret is stored)."""
     file = Path(path)
     env = os.environ if environ is None else environ
     try:
@@ -285,8 +415,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of keys")
     secrets: set[str] = set()
+    resolvers = Resolvers(
+        file.parent, _stored_secrets(file, raw, env) if stored_secrets else None, keep_stored=True
+    )
     try:
-        resolved: dict[str, Any] = substitute(raw, env, secrets)
+        resolved: dict[str, Any] = substitute(raw, env, secrets, "", resolvers)
     except SecretRefError as exc:
         raise ConfigError(f"{file}: {exc.path}: {exc}") from exc
     try:

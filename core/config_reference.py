@@ -13,7 +13,14 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from connectors.registry import installed
-from core.config import DatabaseConfig, OrganisationConfig, ProfileConfig, ScheduleConfig
+from core.config import (
+    ConnectionConfig,
+    DatabaseConfig,
+    OrganisationConfig,
+    ProfileConfig,
+    ScheduleConfig,
+    SecretsConfig,
+)
 from mapping.rules import ClientRule, MappingRules, ProjectRule, RateRule, Rounding, TaskRule
 
 
@@ -59,14 +66,24 @@ def render() -> str:
         "Generated from the code by `hourbridge config reference`; do not edit by hand.",
         "See `config.example.yaml` for a working, commented example.",
         "",
-        "Top level: `database`, `organisation`, `sources`, `targets`, `profiles`.",
-        "Unknown keys are errors. Secrets are accepted only as `${ENV_VAR}` references.",
+        "Top level: `database`, `organisation`, `connections`, `secrets`, `sources`, `targets`,",
+        "`profiles`. Unknown keys are errors. Secrets are accepted only as references:",
+        "`${ENV_VAR}`, `${file:/path}` or `${secret:NAME}` (`hourbridge secrets set NAME`).",
         "",
         "## database",
         *_table(DatabaseConfig),
         "",
         "## organisation",
         *_table(OrganisationConfig),
+        "",
+        "## connections.NAME",
+        "",
+        "An OAuth2 app; `hourbridge connect PROVIDER --name NAME` stores its tokens, encrypted.",
+        "",
+        *_table(ConnectionConfig),
+        "",
+        "## secrets",
+        *_table(SecretsConfig),
         "",
         "## profiles.NAME",
         *_table(ProfileConfig),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
 from connectors.base import AccountingTarget, TrackerSource
 from connectors.registry import BuildContext, Role, installed
 from core.config import LoadedConfig
+from core.db import open_database
 from core.errors import ConfigError
-from core.http import CallCounter, RetryPolicy
+from core.http import BearerTokens, CallCounter, RetryPolicy
 from core.sync import Profile
+from core.tokens import TokenStore
+from core.vault import Vault, load_key
 
 
 def _build(role: Role, ctx: BuildContext, name: str, config: object) -> object:
@@ -18,15 +26,54 @@ def _build(role: Role, ctx: BuildContext, name: str, config: object) -> object:
     return spec.factory(ctx, name, config)
 
 
+def open_token_store(
+    loaded: LoadedConfig,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> TokenStore:
+    """The config's token store. Raises ConfigError (SecretKeyError) without a usable key."""
+    key_file = loaded.config.secrets.key_file
+    fernet = load_key(loaded.resolve_path(key_file) if key_file else None)
+    db = engine if engine is not None else open_database(loaded.database_url)
+    return TokenStore(Vault(db, fernet), clock=clock or (lambda: datetime.now(UTC)))
+
+
+def connection_resolver(
+    loaded: LoadedConfig,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Callable[[str, str], BearerTokens]:
+    """Resolves a target's ``connection: NAME``; opens the store on first use only."""
+    opened: list[TokenStore] = []
+
+    def resolve(name: str, provider: str) -> BearerTokens:
+        config = loaded.config.connections.get(name)
+        if config is None or config.provider != provider:
+            raise ConfigError(f"no {provider} connection named {name!r} under connections")
+        if not opened:
+            opened.append(open_token_store(loaded, engine, clock))
+        return opened[0].tokens(name, config, loaded.path)
+
+    return resolve
+
+
 def build_profile(
     loaded: LoadedConfig,
     profile_name: str | None,
     calls: CallCounter,
     policy: RetryPolicy | None = None,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Profile:
     cfg = loaded.config
     name, profile = cfg.profile(profile_name)
-    ctx = BuildContext(calls=calls, policy=policy, base_dir=loaded.path.parent)
+    ctx = BuildContext(
+        calls=calls,
+        policy=policy,
+        base_dir=loaded.path.parent,
+        connections=connection_resolver(loaded, engine, clock),
+    )
     sources: list[TrackerSource] = []
     for source in profile.source_names:
         built = _build("source", ctx, source, cfg.sources[source])

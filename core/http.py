@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import Protocol
 
 import tenacity
 
@@ -155,6 +156,37 @@ class RateBudget:
             waited += pause
 
 
+class BearerTokens(Protocol):
+    """Where a connector gets its bearer token: a static one, or a stored OAuth connection."""
+
+    @property
+    def tenant(self) -> str | None:
+        """The organisation (Xero tenant id, QuickBooks realm id) the token is for, if known."""
+        ...
+
+    def access_token(self) -> str:
+        """A token good for the next call (a stored one is refreshed shortly before expiry)."""
+        ...
+
+    def after_unauthorized(self, rejected: str) -> bool:
+        """The provider answered 401 to ``rejected``: refresh if possible; True to retry."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticBearer:
+    """A bearer token from the config: never refreshed, a 401 is final."""
+
+    token: str
+    tenant: str | None = None
+
+    def access_token(self) -> str:
+        return self.token
+
+    def after_unauthorized(self, rejected: str) -> bool:
+        return False
+
+
 @dataclass
 class CallCounter:
     """API calls per service, as the run report shows them."""
@@ -170,8 +202,10 @@ class CallCounter:
 
 __all__ = [
     "Action",
+    "BearerTokens",
     "CallCounter",
     "RetryPolicy",
+    "StaticBearer",
     "TerminalError",
     "classify",
     "raise_for",

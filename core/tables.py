@@ -194,3 +194,42 @@ class RunEventRow(SQLModel, table=True):
     hours: Decimal | None = Field(default=None, sa_type=DecimalText)
     amount: Decimal | None = Field(default=None, sa_type=DecimalText)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ConnectionStatus(StrEnum):
+    OK = "ok"
+    NEEDS_REAUTH = "needs_reauth"  # the provider refused the refresh token: connect again
+
+
+class OAuthConnectionRow(SQLModel, table=True):
+    """One connected organisation's OAuth2 token set, encrypted (core.vault) with a key held
+    outside the database. Refreshed under a lock on this row (core.tokens)."""
+
+    __tablename__ = "oauth_connections"
+
+    name: str = Field(primary_key=True, max_length=32)
+    provider: str = Field(max_length=16)
+    tenant_id: str = Field(max_length=64, description="Xero tenant id or QuickBooks realm id")
+    tenant_name: str = Field(default="", max_length=255)
+    token_set: str = Field(sa_type=Text, description="encrypted JSON: access, refresh, scope")
+    expires_at: datetime = Field(sa_type=UTCDateTime, description="the access token's expiry")
+    previous_refresh: str | None = Field(
+        default=None,
+        sa_type=Text,
+        description="encrypted refresh token the current set was obtained with; kept until "
+        "the current refresh token has been used once",
+    )
+    status: str = Field(default=ConnectionStatus.OK.value, max_length=16)
+    refreshed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class StoredSecretRow(SQLModel, table=True):
+    """A named secret (`hourbridge secrets set NAME`, used as ${secret:NAME}), encrypted."""
+
+    __tablename__ = "stored_secrets"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_type=Text, description="encrypted")
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -64,6 +64,8 @@ from zoneinfo import ZoneInfo
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
+from sandbox.oauth import FakeAuthServer, OAuthSettings, json_token
+from sandbox.oauth import Reply as AuthReply
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
 from sandbox.serving import drop_connection
 from sandbox.xero import dumps_json
@@ -87,7 +89,9 @@ __all__ = [
 BASE_PATH = "/v3"
 DISCOVERY_PATH = "/.well-known/openid_sandbox_configuration"
 PRODUCTION_DISCOVERY_PATH = "/.well-known/openid_configuration"
-OAUTH_BEARER_PATH = "/oauth2/v1/tokens/bearer"
+OAUTH_BEARER_PATH = "/oauth2/v1/tokens/bearer"  # oauth.platform.intuit.com
+AUTHORIZE_PATH = "/connect/oauth2"  # appcenter.intuit.com
+REVOKE_PATH = "/v2/oauth2/tokens/revoke"  # developer.api.intuit.com
 COMPANY_TZ = ZoneInfo("Pacific/Auckland")  # the fake company is a New Zealand one
 HOLD_TIMEOUT_S = 120.0  # a held write never blocks a server thread for longer
 
@@ -209,6 +213,16 @@ class QboSettings:
     throttle_as_xml: bool = False  # answer real throttles as XML even to JSON clients
     default_terms_days: int = 30  # DueDate when none is sent [U] (company default terms)
     clock: Callable[[], float] = time.monotonic
+    # Intuit: access tokens last an hour; the refresh token's value changes about daily and
+    # the previous one stops working then [U: no grace documented]
+    oauth: OAuthSettings = field(
+        default_factory=lambda: OAuthSettings(
+            required_scopes=("com.intuit.quickbooks.accounting",),
+            access_token_seconds=3600,
+            refresh_grace_seconds=0,
+            rotate_after_seconds=86_400,
+        )
+    )
 
 
 # --------------------------------------------------------------------------
@@ -1130,6 +1144,9 @@ class FakeQuickBooks:
         self._minute = SlidingWindow(self.settings.per_minute, 60.0, clock)
         self._batch_minute = SlidingWindow(self.settings.batch_per_minute, 60.0, clock)
         self._gate = ConcurrencyGate(self.settings.concurrent)
+        if self.settings.oauth.realm_in_redirect is None:
+            self.settings.oauth.realm_in_redirect = self.settings.realm_id
+        self.auth = FakeAuthServer(self.settings.oauth, dialect="intuit")
 
     @classmethod
     def from_month(cls, month: AgencyMonth, settings: QboSettings | None = None) -> FakeQuickBooks:
@@ -1236,7 +1253,15 @@ class FakeQuickBooks:
                 reply = self._discovery(request, method)
             elif path.rstrip("/") == OAUTH_BEARER_PATH:
                 self._count(f"{method} token")
-                reply = self._token(request, method)
+                reply, dropped = self._token(request, method)
+                if dropped:
+                    drop_connection(environ, "fake Intuit identity")
+            elif path.rstrip("/") in (AUTHORIZE_PATH, REVOKE_PATH):
+                self._count(f"{method} {path.rstrip('/')}")
+                if path.rstrip("/") == AUTHORIZE_PATH:
+                    reply = self._from_auth(self.auth.authorize(request))
+                else:
+                    reply = self._from_auth(self.auth.revoke(request, json_token(request)))
             else:
                 reply, after, entered = self._api(request, method, path)
             if after is not None and after.kind == "drop":
@@ -1287,8 +1312,22 @@ class FakeQuickBooks:
             },
         )
 
-    def _token(self, request: Request, method: str) -> _Reply:
-        """The refresh-token grant: the same token pair back (QBO rotates about daily [U])."""
+    @staticmethod
+    def _from_auth(reply: AuthReply) -> _Reply:
+        if reply.payload is None:
+            return _Reply(reply.status, b"", headers=list(reply.headers))
+        return _json_reply(reply.status, reply.payload, reply.headers)
+
+    def _token(self, request: Request, method: str) -> tuple[_Reply, bool]:
+        """Intuit's token endpoint (``sandbox.oauth``); the fixed test refresh token still
+        answers with the fixed token pair, for clients built without the OAuth flow.
+        (reply, whether to cut the connection instead of answering)"""
+        if request.form.get("refresh_token") != self.settings.refresh_token:
+            answer = self.auth.token(request)
+            return self._from_auth(answer), answer.drop
+        return self._legacy_token(request, method), False
+
+    def _legacy_token(self, request: Request, method: str) -> _Reply:
         if method != "POST":
             return _Reply(405, b"", content_type="text/plain", headers=[("Allow", "POST")])
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
@@ -1368,7 +1407,10 @@ class FakeQuickBooks:
         if injected is not None:
             return self._injected(injected, xml)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.settings.access_token:
+        token = token.strip()
+        if scheme.lower() != "bearer" or not (
+            token == self.settings.access_token or self.auth.access_token_valid(token)
+        ):
             return self._unauthenticated()
         if realm != self.settings.realm_id:
             return _gateway_fault(

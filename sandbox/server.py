@@ -150,6 +150,13 @@ def serve_forever(
         f"{sandbox.toggl.data.workspace_id if sandbox.toggl else '?'})",
         f"fake Clockify: {sandbox.servers[4].url}/api/v1 and /reports/v1",
         f"export QUICKBOOKS_ACCESS_TOKEN={sandbox.quickbooks.settings.access_token}",
+        f"OAuth2 apps (hourbridge connect): Xero client_id "
+        f"{sandbox.xero.settings.oauth.client_id}, authorize {sandbox.xero_url}"
+        "/identity/connect/authorize, token /connect/token, connections /connections; "
+        f"QuickBooks client_id {sandbox.quickbooks.settings.oauth.client_id}, authorize "
+        f"{sandbox.quickbooks_url}/connect/oauth2, token /oauth2/v1/tokens/bearer",
+        f"export XERO_CLIENT_SECRET={sandbox.xero.settings.oauth.client_secret}",
+        f"export QBO_CLIENT_SECRET={sandbox.quickbooks.settings.oauth.client_secret}",
         "ready",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

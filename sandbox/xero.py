@@ -52,6 +52,8 @@ from zoneinfo import ZoneInfo
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
+from sandbox.oauth import FakeAuthServer, OAuthSettings
+from sandbox.oauth import Reply as AuthReply
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
 from sandbox.serving import drop_connection
 from sandbox.xero_spec import field_info, parse_xero_datetime, strip_nulls, validate_body
@@ -62,6 +64,11 @@ if TYPE_CHECKING:
 __all__ = ["BASE_PATH", "FakeXero", "WhereError", "XeroSettings", "dumps_json", "parse_where"]
 
 BASE_PATH = "/api.xro/2.0"
+# The identity and connection endpoints, at the paths of their real hosts
+AUTHORIZE_PATH = "/identity/connect/authorize"  # login.xero.com
+TOKEN_PATH = "/connect/token"  # noqa: S105 - a path (identity.xero.com), not a secret
+REVOKE_PATH = "/connect/revocation"  # identity.xero.com
+CONNECTIONS_PATH = "/connections"  # api.xero.com
 PROVIDER_NAME = "hourbridge sandbox"
 ORG_TIMEZONE = ZoneInfo("Pacific/Auckland")  # Xero's NEWZEALANDSTANDARDTIME
 MAX_IDEMPOTENCY_KEY = 128
@@ -109,6 +116,11 @@ class XeroSettings:
     concurrent: int = 5  # per tenant
     per_day: int = 5000  # per tenant
     clock: Callable[[], float] = time.monotonic
+    oauth: OAuthSettings = field(
+        default_factory=lambda: OAuthSettings(required_scopes=("offline_access",))
+    )
+    # other organisations the user may pick at connect time (GET /connections lists them)
+    other_tenants: tuple[tuple[str, str], ...] = ()  # (tenantId, tenantName)
 
 
 # --------------------------------------------------------------------------
@@ -765,6 +777,7 @@ class FakeXero:
         self._app_minute = SlidingWindow(APP_PER_MINUTE, 60.0, clock)
         self._gate = ConcurrencyGate(self.settings.concurrent)
         self._routes = self._build_routes()
+        self.auth = FakeAuthServer(self.settings.oauth, dialect="xero")
 
     # ------------------------------------------------------------------ knobs
 
@@ -816,6 +829,13 @@ class FakeXero:
         request = Request(environ)
         method = request.method.upper()
         path = request.path
+        identity = self._identity(request, method, path.rstrip("/"))
+        if identity is not None:
+            with self._lock:
+                self.calls[f"{method} {path.rstrip('/')}"] += 1
+            if identity.drop:
+                drop_connection(environ, "fake Xero identity")
+            return self._send(self._from_auth(identity), start_response)
         if path.lower().startswith(BASE_PATH.lower()):
             path = path[len(BASE_PATH) :] or "/"
         route, params, allowed = self._match(method, path)
@@ -834,6 +854,50 @@ class FakeXero:
         finally:
             if entered:
                 self._gate.leave(tenant)
+
+    def _identity(self, request: Request, method: str, path: str) -> AuthReply | None:
+        """The OAuth2 endpoints and ``GET /connections``; None for the Accounting API."""
+        if path == AUTHORIZE_PATH and method == "GET":
+            return self.auth.authorize(request)
+        if path == TOKEN_PATH:
+            return self.auth.token(request)
+        if path == REVOKE_PATH:
+            return self.auth.revoke(request, request.form.get("token"))
+        if path.lower() == CONNECTIONS_PATH and method == "GET":
+            if not self._bearer_ok(request):
+                return AuthReply(401, _problem(401, "Unauthorized", "AuthenticationUnsuccessful"))
+            stamp = _now_utc().strftime("%Y-%m-%dT%H:%M:%S.%f0")
+            tenants = [(self.settings.tenant_id, self.organisation["Name"])]
+            tenants += list(self.settings.other_tenants)
+            return AuthReply(
+                200,
+                [
+                    {
+                        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"connection:{tid}")),
+                        "authEventId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"auth:{tid}")),
+                        "tenantId": tid,
+                        "tenantType": "ORGANISATION",
+                        "tenantName": name,
+                        "createdDateUtc": stamp,
+                        "updatedDateUtc": stamp,
+                    }
+                    for tid, name in tenants
+                ],
+            )
+        return None
+
+    @staticmethod
+    def _from_auth(reply: AuthReply) -> _Reply:
+        if reply.payload is None:
+            return _Reply(reply.status, b"", headers=list(reply.headers))
+        return _json_reply(reply.status, reply.payload, reply.headers)
+
+    def _bearer_ok(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        return scheme.lower() == "bearer" and (
+            token == self.settings.access_token or self.auth.access_token_valid(token)
+        )
 
     def _send(self, reply: _Reply, start_response: StartResponse) -> Iterable[bytes]:
         headers = [
@@ -923,9 +987,7 @@ class FakeXero:
         )
 
     def _authenticate(self, request: Request) -> _Reply | None:
-        auth = request.headers.get("Authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self.settings.access_token:
+        if not self._bearer_ok(request):
             return _json_reply(
                 401,
                 _problem(401, "Unauthorized", "AuthenticationUnsuccessful"),

@@ -82,8 +82,8 @@ def run_profile(
     ``engine`` lets a long-lived caller reuse one opened database.
     """
     calls = CallCounter()
-    built = build_profile(loaded, profile_name, calls)
     db = engine if engine is not None else connect(loaded)
+    built = build_profile(loaded, profile_name, calls, engine=db)
     return SyncEngine(db, built, api_calls=calls.as_dict).run(period, dry_run=dry_run)
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from connectors.quickbooks.config import QuickBooksConfig
 from connectors.quickbooks.target import QuickBooksTarget
 from connectors.registry import BuildContext, ConnectorSpec
+from core.http import BearerTokens, StaticBearer
 
 
 def _build(ctx: BuildContext, name: str, config: QuickBooksConfig) -> QuickBooksTarget:
-    return QuickBooksTarget(name, config, calls=ctx.calls, policy=ctx.policy)
+    tokens: BearerTokens
+    if config.connection is not None:
+        tokens = ctx.connections(config.connection, "quickbooks")
+    else:
+        assert config.access_token is not None  # the config model requires one of the two
+        tokens = StaticBearer(config.access_token.get_secret_value())
+    return QuickBooksTarget(name, config, calls=ctx.calls, policy=ctx.policy, tokens=tokens)
 
 
 CONNECTOR = ConnectorSpec(

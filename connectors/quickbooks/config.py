@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
 
 class QuickBooksConfig(BaseModel):
@@ -13,10 +13,22 @@ class QuickBooksConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["quickbooks"]
-    realm_id: str = Field(pattern=r"^\d{1,20}$", description="the company id (realmId)")
-    access_token: SecretStr = Field(description="OAuth2 bearer token")
+    realm_id: str | None = Field(
+        default=None,
+        pattern=r"^\d{1,20}$",
+        description="the company id (realmId); with `connection`, default: the one "
+        "`hourbridge connect` was given",
+    )
+    access_token: SecretStr | None = Field(
+        default=None, description="a static OAuth2 bearer token (or use `connection`)"
+    )
+    connection: str | None = Field(
+        default=None,
+        description="name of an entry under `connections` (tokens stored and refreshed by "
+        "hourbridge); instead of access_token",
+    )
     refresh_token: SecretStr | None = Field(
-        default=None, description="kept for the OAuth issue; never used to refresh here"
+        default=None, description="ignored: with `connection`, hourbridge refreshes the tokens"
     )
     client_id: str = Field(default="hourbridge", min_length=1, description="OAuth2 app id")
     environment: Literal["production", "sandbox"] = Field(
@@ -38,3 +50,11 @@ class QuickBooksConfig(BaseModel):
     max_attempts: int = Field(
         default=5, ge=1, le=20, description="tries per request on throttles and lost answers"
     )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> QuickBooksConfig:
+        if (self.access_token is None) == (self.connection is None):
+            raise ValueError("give either access_token or connection (exactly one)")
+        if self.access_token is not None and self.realm_id is None:
+            raise ValueError("realm_id is required with access_token")
+        return self

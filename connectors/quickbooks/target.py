@@ -33,8 +33,8 @@ from quickbooks.objects.invoice import Invoice
 
 from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
 from connectors.quickbooks.config import QuickBooksConfig
-from core.errors import AuthError, TerminalError, TransientError
-from core.http import CallCounter, RateBudget, RetryPolicy
+from core.errors import AuthError, ConfigError, TerminalError, TransientError
+from core.http import BearerTokens, CallCounter, RateBudget, RetryPolicy
 from core.invoices import InvoicePlan, PlannedLine, content_hash
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
@@ -53,14 +53,21 @@ AUTH_CODES = {100, 3100, 3200}  # permission denied, auth failures
 class _BearerSession(requests.Session):
     """What python-quickbooks needs of its session: ``request`` and ``access_token``.
 
-    Replacing its OAuth2Session keeps token handling ours (the OAuth issue brings refresh,
-    under a lock) and lets the sandbox run on plain-HTTP loopback.
+    Replacing its OAuth2Session keeps token handling ours (the token store refreshes, under
+    its database lock) and lets the sandbox run on plain-HTTP loopback. ``access_token`` is
+    read on every request, so each call carries the store's current token.
     """
 
-    def __init__(self, access_token: str, timeout: float) -> None:
+    def __init__(self, tokens: BearerTokens, timeout: float) -> None:
         super().__init__()
-        self.access_token = access_token
+        self._tokens = tokens
         self._timeout = timeout
+        self.used = ""
+
+    @property
+    def access_token(self) -> str:
+        self.used = self._tokens.access_token()
+        return self.used
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self._timeout)
@@ -70,13 +77,11 @@ class _BearerSession(requests.Session):
 class _AuthClient:
     """The four attributes QuickBooks(...) reads; with an access token it never refreshes."""
 
-    def __init__(self, config: QuickBooksConfig) -> None:
+    def __init__(self, config: QuickBooksConfig, access_token: str) -> None:
         self.environment = config.environment
         self.client_id = config.client_id
-        self.access_token = config.access_token.get_secret_value()
-        self.refresh_token = (
-            config.refresh_token.get_secret_value() if config.refresh_token else None
-        )
+        self.access_token = access_token
+        self.refresh_token: str | None = None  # never refreshed by python-quickbooks
 
 
 class QuickBooksTarget:
@@ -87,25 +92,19 @@ class QuickBooksTarget:
         *,
         calls: CallCounter,
         policy: RetryPolicy | None = None,
+        tokens: BearerTokens,
     ) -> None:
         self.name = name
         self._config = config
         self._calls = calls
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
         self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
-        auth = _AuthClient(config)
-        qb = QuickBooks(
-            auth_client=auth,
-            refresh_token=auth.refresh_token,
-            company_id=config.realm_id,
-            minorversion=config.minorversion,
-            use_decimal=True,
-        )
-        qb.session = _BearerSession(auth.access_token, config.timeout_seconds)
-        url = str(config.base_url).rstrip("/") if config.base_url else None
-        qb.api_url_v3 = url or PRODUCTION
-        qb.sandbox_api_url_v3 = url or SANDBOX
-        self._qb = qb
+        realm = config.realm_id or tokens.tenant
+        if realm is None:
+            raise ConfigError(f"targets.{name}.realm_id: no realm (and no connection gives one)")
+        self._realm = realm
+        self._tokens = tokens
+        self._client: QuickBooks | None = None
         # Same content in the same run → same requestid (a lost answer is replayed, not
         # applied twice); a new run gets new ids, so a replayed rejection can't outlive its
         # cause. Across runs, duplicates are prevented by the look-up by key.
@@ -115,6 +114,27 @@ class QuickBooksTarget:
         self._tax: dict[str, str] = {}  # tax code name or Id → Id
         self._classes: dict[str, str] = {}  # class name or Id → Id
         self._departments: dict[str, str] = {}  # department name or Id → Id
+
+    @property
+    def _qb(self) -> QuickBooks:
+        """python-quickbooks, built on first use with the current access token (so it never
+        refreshes by itself); our session then supplies the token on every request."""
+        if self._client is None:
+            session = _BearerSession(self._tokens, self._config.timeout_seconds)
+            auth = _AuthClient(self._config, session.access_token)
+            qb = QuickBooks(
+                auth_client=auth,
+                refresh_token=None,
+                company_id=self._realm,
+                minorversion=self._config.minorversion,
+                use_decimal=True,
+            )
+            qb.session = session
+            url = str(self._config.base_url).rstrip("/") if self._config.base_url else None
+            qb.api_url_v3 = url or PRODUCTION
+            qb.sandbox_api_url_v3 = url or SANDBOX
+            self._client = qb
+        return self._client
 
     # -- look-ups -------------------------------------------------------------------------
 
@@ -324,17 +344,34 @@ class QuickBooksTarget:
     def _call(self, fn: Callable[[], T]) -> T:
         for attempt in self._policy.retrying():
             with attempt:
-                self._budget.acquire()
-                self._calls.add(SERVICE)
-                try:
-                    return fn()
-                except (requests.ConnectionError, requests.Timeout) as exc:
-                    raise TransientError(
-                        f"{self.name}: no answer from QuickBooks ({type(exc).__name__})"
-                    ) from exc
-                except QuickbooksException as exc:
-                    raise _translate(self.name, exc) from None
+                return self._once(fn)
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _once(self, fn: Callable[[], T]) -> T:
+        """One call; once more if a 401 made the token store refresh the token."""
+        refreshed = False
+        while True:
+            qb = self._qb
+            self._budget.acquire()
+            self._calls.add(SERVICE)
+            try:
+                return fn()
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise TransientError(
+                    f"{self.name}: no answer from QuickBooks ({type(exc).__name__})"
+                ) from exc
+            except QuickbooksException as exc:
+                session = qb.session
+                used = session.used if isinstance(session, _BearerSession) else ""
+                if (
+                    isinstance(exc, AuthorizationException)
+                    and exc.error_code == 401
+                    and not refreshed
+                    and self._tokens.after_unauthorized(used)
+                ):
+                    refreshed = True
+                    continue
+                raise _translate(self.name, exc) from None
 
 
 class _RejectedError(TerminalError):

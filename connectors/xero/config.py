@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
 
 class XeroConfig(BaseModel):
@@ -14,8 +14,19 @@ class XeroConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["xero"]
-    tenant_id: UUID = Field(description="the organisation (xero-tenant-id header)")
-    access_token: SecretStr = Field(description="OAuth2 bearer token")
+    tenant_id: UUID | None = Field(
+        default=None,
+        description="the organisation (xero-tenant-id header); with `connection`, default: "
+        "the one picked at `hourbridge connect`",
+    )
+    access_token: SecretStr | None = Field(
+        default=None, description="a static OAuth2 bearer token (or use `connection`)"
+    )
+    connection: str | None = Field(
+        default=None,
+        description="name of an entry under `connections` (tokens stored and refreshed by "
+        "hourbridge); instead of access_token",
+    )
     base_url: HttpUrl = Field(
         default=HttpUrl("https://api.xero.com/api.xro/2.0"), description="Accounting API root"
     )
@@ -30,3 +41,11 @@ class XeroConfig(BaseModel):
     max_attempts: int = Field(
         default=5, ge=1, le=20, description="tries per request on 429/5xx/lost answers"
     )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> XeroConfig:
+        if (self.access_token is None) == (self.connection is None):
+            raise ValueError("give either access_token or connection (exactly one)")
+        if self.access_token is not None and self.tenant_id is None:
+            raise ValueError("tenant_id is required with access_token")
+        return self

@@ -34,8 +34,8 @@ from xero_python.exceptions import ApiException
 
 from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
 from connectors.xero.config import XeroConfig
-from core.errors import TerminalError, TransientError
-from core.http import CallCounter, RateBudget, RetryPolicy, raise_for
+from core.errors import ConfigError, TerminalError, TransientError
+from core.http import BearerTokens, CallCounter, RateBudget, RetryPolicy, raise_for
 from core.invoices import InvoicePlan, PlannedLine, content_hash
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
@@ -55,28 +55,28 @@ class XeroTarget:
         *,
         calls: CallCounter,
         policy: RetryPolicy | None = None,
+        tokens: BearerTokens,
     ) -> None:
         self.name = name
         self._config = config
         self._calls = calls
         self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
         self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
-        self._tenant = str(config.tenant_id)
+        tenant = config.tenant_id or tokens.tenant
+        if tenant is None:
+            raise ConfigError(f"targets.{name}.tenant_id: no tenant (and no connection gives one)")
+        self._tenant = str(tenant)
+        self._tokens = tokens
+        self._used_token = ""
         self._run_nonce = uuid.uuid4().hex  # one target per run
         self._item_defaults: dict[str, tuple[str | None, str | None]] = {}
-        # A static bearer token: no expiry known here and no refresh token, so the SDK never
-        # tries to refresh by itself (the OAuth flow and token store come with their own issue).
-        token = {
-            "access_token": config.access_token.get_secret_value(),
-            "token_type": "Bearer",
-            "scope": ["accounting.transactions", "accounting.contacts.read"],
-            "expires_in": None,
-            "expires_at": None,
-        }
+        # The token comes from our store (or the config) on every call. The SDK is given no
+        # refresh token and no expiry, so it never refreshes by itself: refreshing is the
+        # store's, under its database lock; a 401 makes us refresh once and retry.
         client = ApiClient(
             Configuration(oauth2_token=OAuth2Token()),
-            oauth2_token_getter=lambda: token,
-            oauth2_token_saver=lambda _new: None,
+            oauth2_token_getter=self._sdk_token,
+            oauth2_token_saver=self._sdk_saved,
         )
         # No hidden retries: a PUT retried by urllib3 after a lost answer is invisible to us.
         client.rest_client.pool_manager = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
@@ -215,6 +215,19 @@ class XeroTarget:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _sdk_token(self) -> dict[str, Any]:
+        self._used_token = self._tokens.access_token()
+        return {
+            "access_token": self._used_token,
+            "token_type": "Bearer",
+            "scope": ["accounting.transactions", "accounting.contacts.read"],
+            "expires_in": None,
+            "expires_at": None,
+        }
+
+    def _sdk_saved(self, _token: object) -> None:
+        raise TerminalError(f"{self.name}: xero-python tried to refresh the token by itself")
+
     def _pages(self, fetch: Callable[[int], list[Any] | None]) -> Iterator[list[Any]]:
         page = 1
         while True:
@@ -228,24 +241,33 @@ class XeroTarget:
     def _call(self, fn: Callable[[], T]) -> T:
         for attempt in self._policy.retrying():
             with attempt:
-                self._budget.acquire()
-                self._calls.add(SERVICE)
-                try:
-                    return fn()
-                except ApiException as exc:
-                    headers = exc.headers or {}
-                    raise_for(
-                        self.name,
-                        int(exc.status) if str(exc.status).isdigit() else 400,
-                        headers.get("Retry-After"),
-                        _api_detail(exc),
-                    )
-                    raise
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise TransientError(
-                        f"{self.name}: no answer from Xero ({type(exc).__name__})"
-                    ) from exc
+                return self._once(fn)
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _once(self, fn: Callable[[], T]) -> T:
+        """One call; once more if a 401 made the token store refresh the token."""
+        refreshed = False
+        while True:
+            self._budget.acquire()
+            self._calls.add(SERVICE)
+            try:
+                return fn()
+            except ApiException as exc:
+                status = int(exc.status) if str(exc.status).isdigit() else 400
+                if (
+                    status == 401
+                    and not refreshed
+                    and self._tokens.after_unauthorized(self._used_token)
+                ):
+                    refreshed = True
+                    continue
+                headers = exc.headers or {}
+                raise_for(self.name, status, headers.get("Retry-After"), _api_detail(exc))
+                raise
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise TransientError(
+                    f"{self.name}: no answer from Xero ({type(exc).__name__})"
+                ) from exc
 
 
 def idempotency_key(body: object, create: bool, nonce: str) -> str:

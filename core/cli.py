@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
-from core import ledger
+from core import cli_mappings, ledger
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -66,6 +66,10 @@ mappings_app = typer.Typer(
     help="Tools for the mappings finance staff maintain.", no_args_is_help=True
 )
 app.add_typer(mappings_app, name="mappings")
+mappings_app.command("export")(cli_mappings.mappings_export)
+mappings_app.command("import")(cli_mappings.mappings_import)
+mappings_app.command("history")(cli_mappings.mappings_history)
+mappings_app.command("suggest")(cli_mappings.mappings_suggest)
 
 
 def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool) -> RunReport:
@@ -216,6 +220,8 @@ def _emit(report: RunReport, as_json: bool) -> None:
     )
     for error in report.errors:
         err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 RUN_STATUSES = tuple(s.value for s in RunStatus)
@@ -382,6 +388,8 @@ def mappings_unmapped(
         for error in report.errors:
             err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         data = [
             {

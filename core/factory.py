@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connectors.base import AccountingTarget, TrackerSource
 from connectors.registry import BuildContext, Role, installed
+from core import mapping_store
 from core.config import LoadedConfig
 from core.errors import ConfigError
 from core.http import CallCounter, RetryPolicy
@@ -43,4 +44,5 @@ def build_profile(
         rules=profile.mapping,
         reference_prefix=profile.reference_prefix,
         due_days=profile.due_days,
+        mapping_stored=not mapping_store.in_config(profile),
     )

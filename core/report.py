@@ -98,6 +98,7 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error_classes: dict[str, int] = field(default_factory=dict)  # run events by class
+    mapping_version: int | None = None  # the stored mapping version used (None: the config's)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]

@@ -29,7 +29,7 @@ from connectors.base import (
     RemoteInvoice,
     TrackerSource,
 )
-from core import ledger
+from core import ledger, mapping_store
 from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
@@ -78,6 +78,9 @@ class Profile:
     rules: MappingRules
     reference_prefix: str
     due_days: int
+    # True: the config gives no `mapping:`; each run reads the latest version from the
+    # database's mapping store (core.mapping_store) instead of ``rules``.
+    mapping_stored: bool = False
 
 
 @dataclass
@@ -100,6 +103,7 @@ class SyncEngine:
         self._clock = clock
         self._api_calls = api_calls
         self._resolver = Resolver(profile.rules)
+        self.directory: Directory | None = None  # the target's, as the last run fetched it
         self.lease = Lease(engine, profile.name, clock)
         self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
         # Import files wait for a person to confirm the import before their entries are billed.
@@ -121,10 +125,12 @@ class SyncEngine:
         try:
             self.lease.acquire()
             leased = True
+            self._load_stored_mapping(report)
             for source in self._p.sources:
                 report.entries_pulled += self._pull(source, period, report)
             self.lease.renew()
             directory = self._p.target.load_directory()
+            self.directory = directory
             remote = self._p.target.find_invoices(
                 reference_prefix(self._p.reference_prefix, self._p.name, period), period
             )
@@ -172,6 +178,19 @@ class SyncEngine:
             failed=report.invoices_failed,
         )
         return report
+
+    def _load_stored_mapping(self, report: RunReport) -> None:
+        """A profile without `mapping:` in its config maps with its latest stored version."""
+        if not self._p.mapping_stored:
+            return
+        with Session(self._engine) as session:
+            stored = mapping_store.current(session, self._p.name)
+        if stored is None:
+            report.warnings.append(mapping_store.no_mapping_message(self._p.name))
+            self._resolver = Resolver(MappingRules())
+            return
+        report.mapping_version = stored.version
+        self._resolver = Resolver(stored.rules)
 
     # -- 1. pull --------------------------------------------------------------------------
 

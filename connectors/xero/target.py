@@ -105,7 +105,11 @@ class XeroTarget:
             sales = item.sales_details
             if item.code and sales is not None:
                 self._item_defaults[item.code] = (sales.account_code, _enum_value(sales.tax_type))
-        return Directory(contacts=contacts, item_codes=frozenset(i.code for i in items if i.code))
+        return Directory(
+            contacts=contacts,
+            item_codes=frozenset(i.code for i in items if i.code),
+            item_names={i.code: i.name for i in items if i.code and i.name},
+        )
 
     def fingerprint(self, plan: InvoicePlan) -> str:
         """Xero fills a line's missing AccountCode and TaxType from its item's sales details;

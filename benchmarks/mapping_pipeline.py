@@ -272,8 +272,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def _scratch_schema(url: str) -> tuple[str, Callable[[], None]]:
     """PostgreSQL: a throw-away schema, so runs never mix with real data."""
-    if not url.startswith("postgresql"):
-        return url, lambda: None
+    if not url.startswith("postgresql") or "search_path" in url:
+        return url, lambda: None  # SQLite, or a schema the caller chose
     schema = f"hb_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url)
     with admin.begin() as conn:

@@ -185,6 +185,8 @@ def mappings_import(
         rules = documents.parse(text, chosen, str(file))
     except documents.DocumentError as exc:
         raise fail(str(exc)) from None
+    if not documents.dump(rules):
+        raise fail(f"{file}: the document holds no rules; nothing stored")
     before, _origin = _current(loaded, name)
     change = documents.diff(before, rules)
     out.print(f"{file}: {change.summary()}", highlight=False, soft_wrap=True)

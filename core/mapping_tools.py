@@ -86,7 +86,7 @@ def wanted(
         item.hours += entry.quantity
 
     for entry in entries:
-        if entry.deleted or entry.running or not entry.billable:
+        if entry.deleted or entry.running or not entry.billable or entry.billed_in_source:
             continue
         if not period.contains(entry.spent_date):
             continue

@@ -200,6 +200,10 @@ def test_bad_documents_are_refused_with_line_numbers_and_store_nothing(
     odd.write_text("{}", "utf-8")
     result = _cli("mappings", "import", odd, "--config", config, env={"T": "t"})
     assert result.code == 2 and "give --format yaml|csv" in result.stderr
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n", "utf-8")
+    result = _cli("mappings", "import", empty, "--config", config, env={"T": "t"})
+    assert result.code == 2 and "holds no rules" in result.stderr
     assert _versions(db_url) == []
 
     # a profile whose mapping is in the config refuses imports, naming file and key path

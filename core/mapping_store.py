@@ -132,7 +132,7 @@ def save(
     row = MappingVersionRow(
         profile=profile,
         version=(top or 0) + 1,
-        rules=rules.model_dump_json(exclude_defaults=True),
+        rules=rules.model_dump_json(exclude_defaults=True, by_alias=True),
         author=author[:128],
         note=note,
         created_at=now,

@@ -17,6 +17,7 @@ from uuid import UUID
 from connectors.base import Directory
 from core.model import EntryKind, Ref, SourceEntry
 from core.periods import Period
+from mapping import documents
 from mapping.resolver import ContactKind, ContactRef
 from mapping.rules import MappingRules
 from mapping.suggest import Candidate, Match, Matcher
@@ -167,7 +168,7 @@ def apply(rules: MappingRules, chosen: Iterable[tuple[Wanted, Match]]) -> Mappin
     """The rules with each choice written in by the target's stable id: a client's contact
     (ContactID where the target has one, else its exact name), a task's item code. A rule
     that already exists keeps its other fields. Validated as a whole."""
-    data = rules.model_dump(mode="json", exclude_defaults=True)
+    data = documents.dump(rules)
     for want, match in chosen:
         section = data.setdefault(want.section, {})
         rule = dict(section.get(want.key) or {})

@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mapping.rules import MappingRules
 
+M = TypeVar("M", bound=BaseModel)
 Format = Literal["yaml", "csv"]
 FORMATS: tuple[Format, ...] = ("yaml", "csv")
 SectionKind = Literal["keyed_models", "model", "model_list", "keyed_values", "value"]
@@ -89,10 +91,16 @@ def is_scalar(annotation: Any) -> bool:
     return isinstance(bare, type) and (issubclass(bare, _SCALARS) or issubclass(bare, Enum))
 
 
+def fields_of(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the name documents use: the field's alias if it has one (a rule
+    field ``valid_from`` written ``from``, say), else its name."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
 def sections(model: type[BaseModel] = MappingRules) -> list[Section]:
     """Each top-level field of the rules, with how it is laid out in CSV."""
     found: list[Section] = []
-    for name, info in model.model_fields.items():
+    for name, info in fields_of(model).items():
         ann = _strip_optional(info.annotation)
         origin, args = get_origin(ann), get_args(ann)
         if origin is dict and len(args) == 2 and _is_model(_strip_optional(args[1])):
@@ -112,21 +120,21 @@ def csv_columns(model: type[BaseModel] = MappingRules) -> list[str]:
     """section, key, value, then every rule field once, in the order the rules define them."""
     columns = list(FIXED_COLUMNS)
     for section in sections(model):
-        for name in section.model.model_fields if section.model else ():
+        for name in fields_of(section.model) if section.model else ():
             if name not in columns:
                 columns.append(name)
     return columns
 
 
-def dump(rules: MappingRules) -> dict[str, Any]:
+def dump(rules: BaseModel) -> dict[str, Any]:
     """The rules as plain JSON-able data, defaults left out (so it reads back equal)."""
-    return rules.model_dump(mode="json", exclude_defaults=True)
+    return rules.model_dump(mode="json", exclude_defaults=True, by_alias=True)
 
 
 # -- YAML -----------------------------------------------------------------------------------
 
 
-def to_yaml(rules: MappingRules, header: str = "") -> str:
+def to_yaml(rules: BaseModel, header: str = "") -> str:
     data = dump(rules)
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100) if data else "{}\n"
     comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
@@ -135,6 +143,11 @@ def to_yaml(rules: MappingRules, header: str = "") -> str:
 
 def from_yaml(text: str, where: str) -> MappingRules:
     """Parse and validate a YAML mapping document. Raises DocumentError naming the line."""
+    return read_yaml(text, where, MappingRules)
+
+
+def read_yaml(text: str, where: str, model: type[M]) -> M:
+    """``from_yaml`` for any rules model."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -155,7 +168,7 @@ def from_yaml(text: str, where: str) -> MappingRules:
         line = node.start_mark.line + 1 if node is not None else 1
         raise DocumentError(where, line, None, "the document must be a mapping of sections")
     try:
-        return MappingRules.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
@@ -232,10 +245,10 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _rows(rules: MappingRules) -> Iterator[tuple[str, str, Any, Mapping[str, Any]]]:
+def _rows(rules: BaseModel) -> Iterator[tuple[str, str, Any, Mapping[str, Any]]]:
     """(section, key, value, rule fields) for every row of the CSV."""
     data = dump(rules)
-    for section in sections():
+    for section in sections(type(rules)):
         if section.name not in data:
             continue
         content = data[section.name]
@@ -254,8 +267,8 @@ def _rows(rules: MappingRules) -> Iterator[tuple[str, str, Any, Mapping[str, Any
             yield section.name, "", content, {}
 
 
-def to_csv(rules: MappingRules) -> str:
-    columns = csv_columns()
+def to_csv(rules: BaseModel) -> str:
+    columns = csv_columns(type(rules))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -269,9 +282,13 @@ def to_csv(rules: MappingRules) -> str:
 @dataclass
 class _CsvReader:
     where: str
-    by_name: dict[str, Section] = field(default_factory=lambda: {s.name: s for s in sections()})
+    model: type[BaseModel]
     data: dict[str, Any] = field(default_factory=dict)
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    by_name: dict[str, Section] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {s.name: s for s in sections(self.model)}
 
     def fail(self, line: int | None, column: str | None, message: str) -> DocumentError:
         return DocumentError(self.where, line, column, message)
@@ -297,12 +314,13 @@ class _CsvReader:
         if section.kind in ("model", "value") and key:
             raise self.fail(line, "key", f"section {name} takes no key")
         fields: dict[str, Any] = {}
+        own = fields_of(section.model) if section.model is not None else {}
         for column, raw in cells.items():
             if raw == "":
                 continue
-            if section.model is None or column not in section.model.model_fields:
+            if column not in own:
                 raise self.fail(line, column, f"not a field of section {name}")
-            annotation = section.model.model_fields[column].annotation
+            annotation = own[column].annotation
             fields[column] = self.parse(raw, line, column, annotation)
         value: Any = None
         if section.model is None:
@@ -344,13 +362,18 @@ class _CsvReader:
 
 def from_csv(text: str, where: str) -> MappingRules:
     """Parse and validate a CSV mapping document. Raises DocumentError naming line and column."""
+    return read_csv(text, where, MappingRules)
+
+
+def read_csv(text: str, where: str, model: type[M]) -> M:
+    """``from_csv`` for any rules model."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
-    state = _CsvReader(where)
+    state = _CsvReader(where, model)
     try:
         header = [h.strip() for h in next(reader, [])]
         if not header:
             raise state.fail(1, None, "empty file: expected a header row (section,key,...)")
-        known = csv_columns()
+        known = csv_columns(model)
         for column in header:
             if column not in known:
                 raise state.fail(reader.line_num, column, "unknown column")
@@ -371,7 +394,7 @@ def from_csv(text: str, where: str) -> MappingRules:
     except csv.Error as exc:
         raise state.fail(reader.line_num, None, f"unreadable CSV: {exc}") from None
     try:
-        return MappingRules.model_validate(state.data)
+        return model.model_validate(state.data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
@@ -436,13 +459,13 @@ class MappingDiff:
         )
 
 
-def diff(old: MappingRules | None, new: MappingRules) -> MappingDiff:
+def diff(old: BaseModel | None, new: BaseModel) -> MappingDiff:
     before = dump(old) if old is not None else {}
     after = dump(new)
     added: list[str] = []
     changed: list[str] = []
     removed: list[str] = []
-    for section in sections():
+    for section in sections(type(new)):
         a, b = before.get(section.name), after.get(section.name)
         if section.keyed:
             a_map, b_map = a or {}, b or {}

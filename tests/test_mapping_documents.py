@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from mapping import documents
 from mapping.documents import DocumentError, csv_columns, diff, from_csv, from_yaml, sections
@@ -216,3 +218,78 @@ def test_different_names_score_lower_and_the_best_candidate_wins() -> None:
     assert [m.candidate.id for m in found] == ["b", "c"]
     assert found[0].score == 100 and found[1].score < 100
     assert matcher.best("Zebra Holdings", min_score=80) == []
+
+
+class _DatedRate(BaseModel):
+    """Shaped like rules to come: an alias for a keyword, dates, nested non-scalar values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    rate: Decimal
+    valid_from: date | None = Field(default=None, alias="from")
+    until: date | None = None
+    rounding: Literal["up", "nearest", "down"] = "nearest"
+    users: list[str] = Field(default_factory=list)
+    steps: dict[str, Decimal] = Field(default_factory=dict)
+
+
+class _Future(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    clients: dict[str, _DatedRate] = Field(default_factory=dict)
+    rates: list[_DatedRate] = Field(default_factory=list)
+    minimums: dict[str, Decimal] = Field(default_factory=dict)
+    fallback: _DatedRate | None = None
+    increment_minutes: int = 6
+    grouping: list[str] = Field(default_factory=list)
+
+
+def test_new_kinds_of_fields_flow_through_csv_yaml_and_diff_without_changes() -> None:
+    rules = _Future.model_validate(
+        {
+            "clients": {"1": {"rate": "150.00", "from": "2026-10-16", "users": ["u1", "u,2"]}},
+            "rates": [
+                {"rate": "99.5", "until": "2026-10-15", "steps": {"15": "1.25"}},
+                {"rate": "120", "from": "2026-10-16", "rounding": "up"},
+            ],
+            "minimums": {"client:1": "0.25"},
+            "fallback": {"rate": "80"},
+            "increment_minutes": 15,
+            "grouping": ["task", "user"],
+        }
+    )
+    columns = csv_columns(_Future)
+    assert {"from", "until", "rounding", "users", "steps"} <= set(columns)
+    assert "valid_from" not in columns  # documents use the alias people write
+    text = documents.to_csv(rules)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["section"], r["key"]) for r in rows] == [
+        ("clients", "1"),
+        ("rates", "1"),
+        ("rates", "2"),
+        ("minimums", "client:1"),
+        ("fallback", ""),
+        ("increment_minutes", ""),
+        ("grouping", ""),
+    ]
+    assert rows[0]["users"] == '["u1","u,2"]' and rows[0]["from"] == "2026-10-16"
+    assert rows[1]["steps"] == '{"15":"1.25"}' and rows[-1]["value"] == '["task","user"]'
+    assert documents.read_csv(text, "f.csv", _Future) == rules
+    assert documents.read_yaml(documents.to_yaml(rules), "f.yaml", _Future) == rules
+
+    def edited(**cells: str) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows([{**rows[0], **cells}, *rows[1:]])
+        return buffer.getvalue()
+
+    for cells, column in (({"users": "[u1"}, "users"), ({"from": "2026-13-16"}, "from")):
+        with pytest.raises(DocumentError) as caught:
+            documents.read_csv(edited(**cells), "f.csv", _Future)
+        assert (caught.value.line, caught.value.field) == (2, column)
+    with pytest.raises(DocumentError) as caught:
+        documents.read_yaml("rates:\n  - rate: '1'\n  - rate: x\n", "f.yaml", _Future)
+    assert (caught.value.line, caught.value.field) == (3, "rates.1.rate")
+
+    later = rules.model_copy(update={"increment_minutes": 6, "minimums": {}})
+    change = diff(rules, later)
+    assert change.changed == () and change.removed == ("minimums client:1", "increment_minutes")

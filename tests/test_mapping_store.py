@@ -134,6 +134,9 @@ def test_import_export_round_trip_and_sync_uses_the_stored_mapping(
     history = run_cli("mappings", "history", "--config", config, "--json").json_list()
     assert [(h["version"], h["author"]) for h in history] == [(2, "bo"), (1, "ana")]
     assert history[0]["note"] == "imported from edited.csv"
+    first = run_cli("mappings", "export", "--config", config, "--version", "1", "-f", "yaml")
+    assert documents.from_yaml(first.stdout, "v1") == rules
+    assert run_cli("mappings", "export", "--config", config, "--version", "9").code == 1
 
     report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
     assert report["mapping_version"] == 2
@@ -218,6 +221,12 @@ def test_bad_documents_are_refused_with_line_numbers_and_store_nothing(
         "config file; edit it there, or remove that key to keep the mapping in the database"
     )
     assert _versions(db_url) == []
+    # its export is the config's mapping: the way to move it into the database
+    data["profiles"][PROFILE]["mapping"] = {"clients": {"7": {"contact_name": "Seven Ltd"}}}
+    write_config(config, data)
+    exported = _cli("mappings", "export", "--config", config, "--format", "csv", env={"T": "t"})
+    assert exported.code == 0, exported.stderr
+    assert documents.from_csv(exported.stdout, "out.csv").clients["7"].contact_name == "Seven Ltd"
 
 
 @pytest.mark.usefixtures("tokens")

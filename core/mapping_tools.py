@@ -35,8 +35,8 @@ class Wanted:
     key: str  # the rule's key: the source id ("SOURCE:ID" when several sources)
     name: str  # the tracker's current name (for matching and display only)
     why: str
-    entries: int = 0
-    hours: Decimal = field(default_factory=Decimal)
+    entries: int = 0  # time entries and expenses
+    hours: Decimal = field(default_factory=Decimal)  # of the time entries
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def wanted(
         key = f"{entry.source}:{ref.id}" if qualify else ref.id
         item = found.setdefault((section, key), Wanted(section, key, ref.name, why))
         item.entries += 1
-        item.hours += entry.quantity
+        if entry.kind is EntryKind.TIME:  # an expense's quantity is units, not hours
+            item.hours += entry.quantity
 
     for entry in entries:
         if entry.deleted or entry.running or not entry.billable or entry.billed_in_source:

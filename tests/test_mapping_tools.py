@@ -94,7 +94,7 @@ def test_wanted_lists_missing_rules_and_targets_that_do_not_exist_by_hours() -> 
     assert summary == [
         (CLIENTS, "c2", "no rule", 2, Decimal("4.5")),
         (CLIENTS, "c4", "contact contact_number=HV-404 not found in the target", 1, Decimal("1.5")),
-        (EXPENSES, "x1", "no rule", 1, Decimal("1.5")),
+        (EXPENSES, "x1", "no rule", 1, Decimal(0)),  # units are not hours
         (TASKS, "t2", "item GONE not found in the target", 1, Decimal(3)),
         (TASKS, "t1", "no rule", 1, Decimal("1.5")),
     ]

@@ -162,6 +162,8 @@ class EventKind(StrEnum):
 NEXT_STEPS: dict[ErrorClass, str] = {
     ErrorClass.MAPPING_MISSING: (
         "add the mapping in the config, then run `hourbridge sync --period {period}` again"
+        " (a profile without `mapping:` in its config: `hourbridge mappings suggest` or"
+        " `hourbridge mappings import`)"
     ),
     ErrorClass.VALIDATION: (
         "fix the data or config the message names, then run `hourbridge sync --period {period}`"

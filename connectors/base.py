@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -63,6 +63,7 @@ class Directory:
     classes: frozenset[str] | None = None  # QuickBooks Classes (names and Ids); None: unused
     departments: frozenset[str] | None = None  # QuickBooks Departments; None: unused
     max_description: int | None = None  # longest line text the target takes; None: no limit
+    item_names: dict[str, str] = field(default_factory=dict)  # item code → name (suggestions)
 
     def contact(self, ref: ContactRef) -> RemoteContact | None:
         if self.open_names:  # the name is the identity: (ID, name) comes back from grouping

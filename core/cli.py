@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
-from core import ledger
+from core import cli_mappings, ledger
 from core.cli_connect import config_show, connect_command, connections_app, secrets_app
 from core.cli_explain import explain_lines
 from core.cliutil import (
@@ -72,6 +72,10 @@ app.add_typer(mappings_app, name="mappings")
 app.command("connect")(connect_command)
 app.add_typer(connections_app, name="connections")
 app.add_typer(secrets_app, name="secrets")
+mappings_app.command("export")(cli_mappings.mappings_export)
+mappings_app.command("import")(cli_mappings.mappings_import)
+mappings_app.command("history")(cli_mappings.mappings_history)
+mappings_app.command("suggest")(cli_mappings.mappings_suggest)
 
 
 def _run(
@@ -233,6 +237,8 @@ def _emit(report: RunReport, as_json: bool) -> None:
     )
     for error in report.errors:
         err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 RUN_STATUSES = tuple(s.value for s in RunStatus)
@@ -399,6 +405,8 @@ def mappings_unmapped(
         for error in report.errors:
             err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if as_json:
         data = [
             {

@@ -154,7 +154,9 @@ class ProfileConfig(_Section):
     )
     due_days: int = Field(default=30, ge=0, le=365, description="due date = invoice date + this")
     mapping: MappingRules = Field(
-        default_factory=MappingRules, description="source ids → accounting entities and prices"
+        default_factory=MappingRules,
+        description="source ids → accounting entities and prices; leave the key out to keep "
+        "the mapping in the database instead (`hourbridge mappings import`)",
     )
     schedule: ScheduleConfig | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from connectors.base import AccountingTarget, TrackerSource
 from connectors.registry import BuildContext, Role, installed
+from core import mapping_store
 from core.config import LoadedConfig
 from core.db import open_database
 from core.errors import ConfigError
@@ -90,4 +91,5 @@ def build_profile(
         rules=profile.mapping,
         reference_prefix=profile.reference_prefix,
         due_days=profile.due_days,
+        mapping_stored=not mapping_store.in_config(profile),
     )

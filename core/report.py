@@ -112,6 +112,7 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error_classes: dict[str, int] = field(default_factory=dict)  # run events by class
+    mapping_version: int | None = None  # the stored mapping version used (None: the config's)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))  # type: ignore[no-any-return]
@@ -183,6 +184,8 @@ class EventKind(StrEnum):
 NEXT_STEPS: dict[ErrorClass, str] = {
     ErrorClass.MAPPING_MISSING: (
         "add the mapping in the config, then run `hourbridge sync --period {period}` again"
+        " (a profile without `mapping:` in its config: `hourbridge mappings suggest` or"
+        " `hourbridge mappings import`)"
     ),
     ErrorClass.VALIDATION: (
         "fix the data or config the message names, then run `hourbridge sync --period {period}`"

@@ -29,7 +29,7 @@ from connectors.base import (
     RemoteInvoice,
     TrackerSource,
 )
-from core import ledger
+from core import ledger, mapping_store
 from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
@@ -79,6 +79,9 @@ class Profile:
     rules: MappingRules
     reference_prefix: str
     due_days: int
+    # True: the config gives no `mapping:`; each run reads the latest version from the
+    # database's mapping store (core.mapping_store) instead of ``rules``.
+    mapping_stored: bool = False
 
 
 @dataclass
@@ -101,6 +104,7 @@ class SyncEngine:
         self._clock = clock
         self._api_calls = api_calls
         self._resolver = Resolver(profile.rules)
+        self.directory: Directory | None = None  # the target's, as the last run fetched it
         self.lease = Lease(engine, profile.name, clock)
         self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
         # Import files wait for a person to confirm the import before their entries are billed.
@@ -126,32 +130,7 @@ class SyncEngine:
         try:
             self.lease.acquire()
             leased = True
-            for source in self._p.sources:
-                report.entries_pulled += self._pull(source, period, report)
-            self.lease.renew()
-            directory = self._p.target.load_directory()
-            remote = self._p.target.find_invoices(
-                reference_prefix(self._p.reference_prefix, self._p.name, period), period
-            )
-            with Session(self._engine) as session:
-                self._reconcile(session, period, remote, report)
-                planned = self._plan(session, period, directory, report)
-                if dry_run:
-                    session.rollback()  # a preview changes nothing, not even our own records
-                else:
-                    session.commit()
-            actions = self._decide(planned.plans, remote)
-            report.unmapped = sorted(
-                planned.unmapped.values(), key=lambda u: (-u.at_stake(), -u.entries, u.what)
-            )
-            if dry_run:
-                self._summarise(report, actions)
-            else:
-                self._push(actions, report)
-                self._write_back(report)
-            report.status = (
-                RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
-            )
+            self._stages(period, report, dry_run=dry_run)
         except HourbridgeError as exc:
             failure = exc
             report.errors.append(str(exc))
@@ -177,6 +156,50 @@ class SyncEngine:
             failed=report.invoices_failed,
         )
         return report
+
+    def _stages(self, period: Period, report: RunReport, *, dry_run: bool) -> None:
+        """Pull, reconcile, plan, then push (or only summarise, for a preview)."""
+        self._load_stored_mapping(report)
+        for source in self._p.sources:
+            report.entries_pulled += self._pull(source, period, report)
+        self.lease.renew()
+        directory = self._p.target.load_directory()
+        self.directory = directory
+        remote = self._p.target.find_invoices(
+            reference_prefix(self._p.reference_prefix, self._p.name, period), period
+        )
+        with Session(self._engine) as session:
+            self._reconcile(session, period, remote, report)
+            planned = self._plan(session, period, directory, report)
+            if dry_run:
+                session.rollback()  # a preview changes nothing, not even our own records
+            else:
+                session.commit()
+        actions = self._decide(planned.plans, remote)
+        report.unmapped = sorted(
+            planned.unmapped.values(), key=lambda u: (-u.at_stake(), -u.entries, u.what)
+        )
+        if dry_run:
+            self._summarise(report, actions)
+        else:
+            self._push(actions, report)
+            self._write_back(report)
+        report.status = (
+            RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
+        )
+
+    def _load_stored_mapping(self, report: RunReport) -> None:
+        """A profile without `mapping:` in its config maps with its latest stored version."""
+        if not self._p.mapping_stored:
+            return
+        with Session(self._engine) as session:
+            stored = mapping_store.current(session, self._p.name)
+        if stored is None:
+            report.warnings.append(mapping_store.no_mapping_message(self._p.name))
+            self._resolver = Resolver(MappingRules())
+            return
+        report.mapping_version = stored.version
+        self._resolver = Resolver(stored.rules)
 
     # -- 1. pull --------------------------------------------------------------------------
 

@@ -233,3 +233,17 @@ class StoredSecretRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_type=Text, description="encrypted")
     updated_at: datetime = Field(sa_type=UTCDateTime)
+class MappingVersionRow(SQLModel, table=True):
+    """One version of a profile's mapping (a MappingRules document as JSON). The highest
+    version is the current one; older ones are kept as the history of who changed what."""
+
+    __tablename__ = "mapping_versions"
+    __table_args__ = (UniqueConstraint("profile", "version", name="uq_mapping_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    profile: str = Field(max_length=32, index=True)
+    version: int
+    rules: str = Field(sa_type=Text, description="MappingRules as JSON, keyed by source ids")
+    author: str = Field(max_length=128)
+    note: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)

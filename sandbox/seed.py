@@ -20,6 +20,7 @@ import calendar
 import random
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -697,6 +698,13 @@ def _xero_contact(
     }
 
 
+# How the contacts of the unmapped clients are named in Xero, from the client's name.
+_SUGGESTIBLE_VARIANTS: tuple[Callable[[str], str], ...] = (
+    lambda name: f"{name.upper()} LIMITED",
+    lambda name: f"{name.lower()}, Ltd.",
+)
+
+
 def _build_xero_contacts(
     clients: list[dict[str, Any]],
     rows: list[_ClientRow],
@@ -746,6 +754,13 @@ def _build_xero_contacts(
                 status="ARCHIVED",
             )
         )
+    # Contacts set up for the unmapped clients under slightly different names (case,
+    # punctuation, a legal suffix): `hourbridge mappings suggest` must propose them.
+    for i, client_id in enumerate(unmapped):
+        client = next(c for c in clients if c["id"] == client_id)
+        name = _SUGGESTIBLE_VARIANTS[i % len(_SUGGESTIBLE_VARIANTS)](client["name"])
+        guid = _xero_guid("contact-variant", client_id)
+        extras.append(_xero_contact(guid, name, client["currency"], customer=True))
     contacts.extend(extras)
     for contact in contacts:
         contact["UpdatedDateUTC"] = stamp

@@ -110,6 +110,7 @@ class XeroTarget:
             contacts=contacts,
             item_codes=frozenset(i.code for i in items if i.code),
             max_description=MAX_DESCRIPTION,
+            item_names={i.code: i.name for i in items if i.code and i.name},
         )
 
     def fingerprint(self, plan: InvoicePlan) -> str:

@@ -233,6 +233,8 @@ class StoredSecretRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_type=Text, description="encrypted")
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class MappingVersionRow(SQLModel, table=True):
     """One version of a profile's mapping (a MappingRules document as JSON). The highest
     version is the current one; older ones are kept as the history of who changed what."""

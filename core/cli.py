@@ -21,6 +21,7 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
+from core.alerts import alert_after_run
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -79,7 +80,10 @@ def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool
     engine = database(loaded)
     sync = SyncEngine(engine, built, api_calls=calls.as_dict)
     with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
-        return sync.run(billing, dry_run=dry_run)
+        report = sync.run(billing, dry_run=dry_run)
+    if not dry_run:
+        alert_after_run(loaded, engine, report)  # never raises for a delivery failure
+    return report
 
 
 @app.command()

@@ -28,6 +28,7 @@ from pydantic import (
 
 from connectors.registry import Role, for_role
 from core.errors import ConfigError
+from core.opsconfig import AlertsConfig, ServeConfig
 from core.secrets import SecretRefError, substitute
 from mapping.rules import MappingRules
 
@@ -156,6 +157,11 @@ class ProfileConfig(_Section):
         "(5 fields, organisation's timezone), `period` (previous or current month), "
         "`misfire_grace_seconds` (default 3600)",
     )
+    alerts: AlertsConfig | None = Field(
+        default=None,
+        description="tell a person when a run of this profile fails or needs attention: "
+        "a Slack-compatible webhook and/or email",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> ProfileConfig:
@@ -178,6 +184,15 @@ class HourbridgeConfig(_Section):
     )
     targets: dict[Annotated[str, Field(pattern=_NAME)], Any]
     profiles: dict[Annotated[str, Field(pattern=_NAME)], ProfileConfig]
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig, description="the /healthz and /metrics endpoint of serve"
+    )
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="run events (and alert records) older than this are pruned daily by serve "
+        "and by `hourbridge runs prune`; runs, the ledger and invoices are kept",
+    )
 
     @field_validator("sources", "targets", mode="before")
     @classmethod

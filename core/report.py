@@ -78,6 +78,8 @@ class RunReport:
     period: str
     dry_run: bool
     status: str = "running"
+    trigger: str = "manual"  # manual, schedule or retry
+    retry_of: str | None = None  # the run a retry repeats
     invoices_created: int = 0
     invoices_updated: int = 0
     invoices_unchanged: int = 0

@@ -10,13 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_KEYS = frozenset(
-    {"access_token", "api_token", "api_key", "client_secret", "refresh_token", "password"}
+    {
+        "access_token",
+        "api_token",
+        "api_key",
+        "client_secret",
+        "refresh_token",
+        "password",
+        "webhook_url",
+    }
 )
 
 
@@ -43,6 +52,9 @@ def substitute(tree: Any, environ: Mapping[str, str], secrets: set[str], path: s
             resolved = substitute(value, environ, secrets, sub)
             if key in SECRET_KEYS and isinstance(resolved, str):
                 secrets.add(resolved)
+                if key == "webhook_url":  # errors quote the path alone: it holds the secret
+                    parts = urlsplit(resolved)
+                    secrets.add(parts.path + (f"?{parts.query}" if parts.query else ""))
             out[key] = resolved
         return out
     if isinstance(tree, list):

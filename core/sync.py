@@ -108,9 +108,24 @@ class SyncEngine:
 
     # -- entry point ----------------------------------------------------------------------
 
-    def run(self, period: Period, *, dry_run: bool = False) -> RunReport:
+    def run(
+        self,
+        period: Period,
+        *,
+        dry_run: bool = False,
+        trigger: str = "manual",
+        retry_of: str | None = None,
+        only_invoices: frozenset[str] | None = None,
+    ) -> RunReport:
+        """Sync ``period``. ``only_invoices`` (a retry of failed invoices) restricts the
+        writes to those invoice keys; everything else is reconciled and counted as usual."""
         report = RunReport(
-            run_id=uuid.uuid4().hex, profile=self._p.name, period=str(period), dry_run=dry_run
+            run_id=uuid.uuid4().hex,
+            profile=self._p.name,
+            period=str(period),
+            dry_run=dry_run,
+            trigger=trigger,
+            retry_of=retry_of,
         )
         bound = log.bind(run_id=report.run_id, profile=self._p.name, period=str(period))
         started = self._clock()
@@ -135,7 +150,7 @@ class SyncEngine:
                     session.rollback()  # a preview changes nothing, not even our own records
                 else:
                     session.commit()
-            actions = self._decide(planned.plans, remote)
+            actions = self._decide(planned.plans, remote, only_invoices)
             report.unmapped = sorted(
                 planned.unmapped.values(), key=lambda u: (-u.at_stake(), -u.entries, u.what)
             )
@@ -423,10 +438,15 @@ class SyncEngine:
         return mapped
 
     def _decide(
-        self, plans: list[InvoicePlan], remote: dict[str, RemoteInvoice]
+        self,
+        plans: list[InvoicePlan],
+        remote: dict[str, RemoteInvoice],
+        only: frozenset[str] | None = None,
     ) -> list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]]:
         decided: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]] = []
         for plan in plans:
+            if only is not None and plan.key not in only:
+                continue  # a retry of failed invoices leaves every other invoice alone
             found = remote.get(plan.key)
             if found is not None and found.status != "DRAFT":
                 continue  # never touch an invoice that left DRAFT (reconcile moved us past it)
@@ -624,6 +644,8 @@ class SyncEngine:
                 started_at=started,
             )
             row.status = report.status
+            row.trigger = report.trigger
+            row.retry_of = report.retry_of
             row.finished_at = finished
             row.report = report.to_json()
             session.add(row)

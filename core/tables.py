@@ -174,6 +174,13 @@ class SyncRunRow(SQLModel, table=True):
     period: str = Field(max_length=7)
     dry_run: bool = False
     status: str = Field(max_length=16)
+    trigger: str = Field(
+        default="manual",
+        max_length=16,
+        sa_column_kwargs={"server_default": "manual"},
+        description="manual, schedule or retry",
+    )
+    retry_of: str | None = Field(default=None, max_length=32, description="the run retried")
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     report: str = Field(default="{}", sa_type=Text, description="the run report as JSON")
@@ -193,4 +200,20 @@ class RunEventRow(SQLModel, table=True):
     entries: int | None = None
     hours: Decimal | None = Field(default=None, sa_type=DecimalText)
     amount: Decimal | None = Field(default=None, sa_type=DecimalText)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AlertRow(SQLModel, table=True):
+    """One alert message sent (or attempted) after a run, per channel: at most one per run."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("run_id", "channel", name="uq_alert_run_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=32)
+    profile: str = Field(max_length=32)
+    channel: str = Field(max_length=16, description="webhook or email")
+    reasons: str = Field(sa_type=Text, description="why it fired, comma-separated")
+    delivered: bool
+    error: str | None = Field(default=None, sa_type=Text, description="redacted")
     created_at: datetime = Field(sa_type=UTCDateTime)

@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import (
 )
 from sqlalchemy import Engine
 
+from core.alerts import alert_after_run
 from core.config import LoadedConfig, ScheduleConfig
 from core.db import open_database
 from core.errors import HourbridgeError
@@ -74,6 +75,9 @@ def run_profile(
     *,
     dry_run: bool = False,
     engine: Engine | None = None,
+    trigger: str = "manual",
+    retry_of: str | None = None,
+    only_invoices: frozenset[str] | None = None,
 ) -> RunReport:
     """Sync one profile for one period, exactly as ``hourbridge sync`` does (lease included).
 
@@ -84,7 +88,12 @@ def run_profile(
     calls = CallCounter()
     built = build_profile(loaded, profile_name, calls)
     db = engine if engine is not None else connect(loaded)
-    return SyncEngine(db, built, api_calls=calls.as_dict).run(period, dry_run=dry_run)
+    report = SyncEngine(db, built, api_calls=calls.as_dict).run(
+        period, dry_run=dry_run, trigger=trigger, retry_of=retry_of, only_invoices=only_invoices
+    )
+    if not dry_run:
+        alert_after_run(loaded, db, report)  # never raises for a delivery failure
+    return report
 
 
 class Service:
@@ -156,7 +165,9 @@ class Service:
         bound = log.bind(profile=name, period=str(period))
         bound.info("schedule.run_start")
         try:
-            report = run_profile(self._loaded, name, period, engine=self._engine)
+            report = run_profile(
+                self._loaded, name, period, engine=self._engine, trigger="schedule"
+            )
         except HourbridgeError as exc:
             bound.error("schedule.run_done", status=RunStatus.FAILED.value, error=str(exc))
         except Exception as exc:  # keep serving: one broken run must not stop the schedule

@@ -44,7 +44,7 @@ from core.factory import build_profile
 from core.http import CallCounter
 from core.invoices import reference_prefix
 from core.lease import Lease
-from core.report import ErrorClass, RunReport, next_step
+from core.report import ErrorClass, EventKind, RunReport, next_step
 from core.sync import SyncEngine
 from core.tables import RunEventRow, RunStatus, SyncRunRow
 
@@ -78,7 +78,7 @@ def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
     engine = database(loaded)
-    sync = SyncEngine(engine, built, api_calls=calls.as_dict)
+    sync = SyncEngine(engine, built, api_calls=calls.as_dict, counter=calls)
     with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
         report = sync.run(billing, dry_run=dry_run)
     if not dry_run:
@@ -349,6 +349,13 @@ def runs_show(
 
 def _print_events(period: str, events: Sequence[RunEventRow]) -> None:
     """The run's failures and noteworthy outcomes, grouped by class, each with what to do."""
+    if not events:
+        out.print("no failures recorded for this run", highlight=False)
+        return
+    retried = [e for e in events if e.kind == EventKind.RETRY.value]
+    for event in retried:
+        out.print(f"retries absorbed: {event.subject}: {event.message}", highlight=False)
+    events = [e for e in events if e.kind != EventKind.RETRY.value]
     if not events:
         out.print("no failures recorded for this run", highlight=False)
         return

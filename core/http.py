@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -155,17 +155,41 @@ class RateBudget:
             waited += pause
 
 
+# Message fragments that mark a transient error as a throttle (429, QuickBooks 3001, quotas).
+RATE_LIMIT_MARKS = ("429", "throttl", "rate limit", "quota")
+
+
+def is_rate_limit(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(mark in text for mark in RATE_LIMIT_MARKS)
+
+
 @dataclass
 class CallCounter:
-    """API calls per service, as the run report shows them."""
+    """API calls, and the retries they needed, per service, as the run report shows them."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    rate_limited: Counter[str] = field(default_factory=Counter)
 
     def add(self, service: str, n: int = 1) -> None:
         self.counts[service] += n
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
+
+    def counted(self, policy: RetryPolicy, service: str) -> RetryPolicy:
+        """``policy``, counting each retry (and each throttled one) against ``service``."""
+        inner = policy.on_retry
+
+        def on_retry(exc: BaseException, wait: float) -> None:
+            self.retries[service] += 1
+            if is_rate_limit(exc):
+                self.rate_limited[service] += 1
+            if inner is not None:
+                inner(exc, wait)
+
+        return replace(policy, on_retry=on_retry)
 
 
 __all__ = [

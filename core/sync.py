@@ -31,6 +31,7 @@ from connectors.base import (
 )
 from core import ledger
 from core.errors import HourbridgeError
+from core.http import CallCounter
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
@@ -94,11 +95,13 @@ class SyncEngine:
         *,
         clock: Clock = utcnow,
         api_calls: Callable[[], dict[str, int]] = dict,
+        counter: CallCounter | None = None,
     ) -> None:
         self._engine = engine
         self._p = profile
         self._clock = clock
         self._api_calls = api_calls
+        self._counter = counter  # retries per service, for the report and its events
         self._resolver = Resolver(profile.rules)
         self.lease = Lease(engine, profile.name, clock)
         self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
@@ -176,7 +179,7 @@ class SyncEngine:
         finally:
             if leased:
                 self.lease.release()
-            report.api_calls = self._api_calls()
+            self._count_calls(report)
             self._save_run(report, started, finished=self._clock(), failure=failure)
         bound.info(
             "sync.done",
@@ -187,6 +190,12 @@ class SyncEngine:
             failed=report.invoices_failed,
         )
         return report
+
+    def _count_calls(self, report: RunReport) -> None:
+        report.api_calls = self._api_calls()
+        if self._counter is not None:
+            report.api_retries = dict(sorted(self._counter.retries.items()))
+            report.api_rate_limited = dict(sorted(self._counter.rate_limited.items()))
 
     # -- 1. pull --------------------------------------------------------------------------
 

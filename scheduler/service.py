@@ -88,7 +88,7 @@ def run_profile(
     calls = CallCounter()
     built = build_profile(loaded, profile_name, calls)
     db = engine if engine is not None else connect(loaded)
-    report = SyncEngine(db, built, api_calls=calls.as_dict).run(
+    report = SyncEngine(db, built, api_calls=calls.as_dict, counter=calls).run(
         period, dry_run=dry_run, trigger=trigger, retry_of=retry_of, only_invoices=only_invoices
     )
     if not dry_run:

@@ -58,7 +58,9 @@ class XeroTarget:
         self.name = name
         self._config = config
         self._calls = calls
-        self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._policy = calls.counted(
+            policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
+        )
         self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
         self._tenant = str(config.tenant_id)
         self._run_nonce = uuid.uuid4().hex  # one target per run

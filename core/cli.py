@@ -22,6 +22,7 @@ from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
 from core.alerts import alert_after_run
+from core.cli_ops import endpoint_options
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -125,17 +126,31 @@ def serve(
             help="Run every scheduled profile once at start, then keep the schedule.",
         ),
     ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="Address of /healthz and /metrics [default: serve.host, 127.0.0.1]; "
+            "non-loopback needs serve.allow_remote: true in the config.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port of /healthz and /metrics [default: serve.port, 9464]."),
+    ] = None,
 ) -> None:
     """Run each profile that has a `schedule` on its cron, in the organisation's timezone,
-    until SIGTERM or Ctrl-C (a run in progress finishes first). Logs go to stderr."""
+    until SIGTERM or Ctrl-C (a run in progress finishes first). Logs go to stderr;
+    /healthz and /metrics answer on 127.0.0.1 by default."""
     from scheduler import service  # noqa: PLC0415  (only these commands need the scheduler)
 
     loaded = _load(config)
     if not any(p.schedule for p in loaded.config.profiles.values()):
         raise _fail(f"{config}: no profile has a schedule (profiles.NAME.schedule.cron)")
+    endpoint = endpoint_options(loaded, host, port)
     try:
-        service.serve(loaded, run_at_start=run_at_start)
-    except service.DatabaseUnavailableError as exc:
+        service.serve(loaded, run_at_start=run_at_start, endpoint=endpoint)
+    except (service.DatabaseUnavailableError, service.EndpointError) as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     raise typer.Exit(EXIT_OK)
 

@@ -32,10 +32,13 @@ from core.db import open_database
 from core.errors import HourbridgeError
 from core.factory import build_profile
 from core.http import CallCounter
+from core.logging import Redactor
+from core.opsconfig import ServeConfig
 from core.periods import Period
 from core.report import RunReport
 from core.sync import SyncEngine
 from core.tables import RunStatus
+from scheduler.health import HealthServer, Metrics, health
 from scheduler.schedule import period_for, scheduled_profiles, trigger_for
 
 log = structlog.get_logger("hourbridge.scheduler")
@@ -47,6 +50,10 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 class DatabaseUnavailableError(HourbridgeError):
     """The configured database cannot be opened or migrated."""
+
+
+class EndpointError(HourbridgeError):
+    """The health and metrics endpoint cannot listen where asked (e.g. the port is taken)."""
 
 
 def _utcnow() -> datetime:
@@ -119,6 +126,23 @@ class Service:
             timezone=self._tz,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
         )
+        self.metrics = Metrics(engine, sorted(self.schedules), clock)
+        self._scrub = Redactor(loaded.secrets).scrub
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        """Each scheduled profile's next run, as APScheduler has it now."""
+        result: dict[str, datetime | None] = {}
+        for name in self.schedules:
+            job = self._scheduler.get_job(name) if self.alive else None
+            result[name] = job.next_run_time if job is not None else None
+        return result
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        return health(self._engine, self.alive, self.next_runs(), self._scrub)
 
     def start(self, *, run_at_start: bool = False) -> dict[str, datetime | None]:
         """Add the jobs, start the scheduler, and print and log each profile's next run."""
@@ -177,6 +201,7 @@ class Service:
                 error=f"internal error: {type(exc).__name__}: {exc}",
             )
         else:
+            self.metrics.observe(report)
             bound.info(
                 "schedule.run_done",
                 status=report.status,
@@ -224,19 +249,33 @@ def serve(
     stop: threading.Event | None = None,
     clock: Clock = _utcnow,
     echo: Echo = _stdout,
+    endpoint: ServeConfig | None = None,
 ) -> None:
     """Run every scheduled profile on its cron until ``stop`` is set or SIGTERM/SIGINT
-    arrives; then let the current run finish and return."""
+    arrives; then let the current run finish and return. Meanwhile ``/healthz`` and
+    ``/metrics`` answer on ``endpoint`` (default: the config's ``serve``, 127.0.0.1)."""
     engine = connect(loaded)
     stop = stop if stop is not None else threading.Event()
     service = Service(loaded, engine, clock=clock, echo=echo)
+    where = endpoint if endpoint is not None else loaded.config.serve
+    try:
+        server = HealthServer(where.host, where.port, service.health, service.metrics.registry)
+    except OSError as exc:
+        engine.dispose()
+        raise EndpointError(
+            f"cannot serve /healthz and /metrics on {where.host}:{where.port}: {exc.strerror}"
+        ) from None
     with stop_on_signals(stop):
         try:
             service.start(run_at_start=run_at_start)
+            server.start()
+            echo(f"health: {server.url}/healthz  metrics: {server.url}/metrics")
+            log.info("serve.endpoint", url=server.url)
             while not stop.wait(0.5):
                 pass
             log.info("schedule.stopping", note="a run in progress finishes first")
         finally:
             service.shutdown()
+            server.stop()
             engine.dispose()
     log.info("schedule.stopped")

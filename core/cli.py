@@ -22,7 +22,7 @@ from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
 from core.alerts import alert_after_run
-from core.cli_ops import endpoint_options
+from core.cli_ops import endpoint_options, runs_prune, runs_retry, status
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -58,6 +58,8 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+runs_app.command("retry")(runs_retry)
+runs_app.command("prune")(runs_prune)
 config_app = typer.Typer(help="Check and document the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 invoices_app = typer.Typer(
@@ -68,6 +70,7 @@ mappings_app = typer.Typer(
     help="Tools for the mappings finance staff maintain.", no_args_is_help=True
 )
 app.add_typer(mappings_app, name="mappings")
+app.command("status")(status)
 
 
 def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool) -> RunReport:
@@ -301,6 +304,8 @@ def runs_list(
                 "period": r.period,
                 "dry_run": r.dry_run,
                 "status": r.status,
+                "trigger": r.trigger,
+                "retry_of": r.retry_of,
                 "started_at": r.started_at.isoformat(),
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
             }

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -27,7 +27,7 @@ from apscheduler.schedulers.background import (
 from sqlalchemy import Engine
 
 from core.alerts import alert_after_run
-from core.config import LoadedConfig, ScheduleConfig
+from core.config import LoadedConfig, ScheduleConfig, crontab_trigger
 from core.db import open_database
 from core.errors import HourbridgeError
 from core.factory import build_profile
@@ -36,6 +36,7 @@ from core.logging import Redactor
 from core.opsconfig import ServeConfig
 from core.periods import Period
 from core.report import RunReport
+from core.retention import prune
 from core.sync import SyncEngine
 from core.tables import RunStatus
 from scheduler.health import HealthServer, Metrics, health
@@ -46,6 +47,8 @@ log = structlog.get_logger("hourbridge.scheduler")
 Clock = Callable[[], datetime]
 Echo = Callable[[str], None]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PRUNE_JOB = "__prune__"  # not a valid profile name, so never a profile's job id
+PRUNE_CRON = "17 3 * * *"  # daily, 03:17 in the organisation's timezone
 
 
 class DatabaseUnavailableError(HourbridgeError):
@@ -169,6 +172,16 @@ class Service:
                 **first,
             )
             upcoming[name] = trigger.get_next_fire_time(None, now)
+        # Retention: run events older than retention_days go, daily (never runs or the ledger).
+        self._scheduler.add_job(
+            self._prune,
+            trigger=crontab_trigger(PRUNE_CRON, self._tz),
+            id=PRUNE_JOB,
+            name="prune old run events",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=24 * 3600,
+        )
         self._scheduler.start()
         for name, when in upcoming.items():
             at = when.isoformat() if when is not None else "never (the cron cannot fire again)"
@@ -176,6 +189,17 @@ class Service:
             self._echo(f"{name}: next run at {at}{now_too}")
             log.info("schedule.next_run", profile=name, time=when.isoformat() if when else None)
         return upcoming
+
+    def _prune(self) -> None:
+        days = self._loaded.config.retention_days
+        try:
+            pruned = prune(self._engine, self._clock() - timedelta(days=days))
+        except Exception as exc:  # keep serving; the next day tries again
+            log.error("retention.failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        log.info(
+            "retention.pruned", events=pruned.events, alerts=pruned.alerts, retention_days=days
+        )
 
     def shutdown(self) -> None:
         """Stop scheduling; a run in progress is let finish first."""

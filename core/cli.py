@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 from rich.table import Table
 from sqlmodel import Session, col, select
@@ -45,6 +46,7 @@ from core.factory import build_profile
 from core.http import CallCounter
 from core.invoices import reference_prefix
 from core.lease import Lease
+from core.progress import terminal_or_log
 from core.report import ErrorClass, EventKind, RunReport, next_step
 from core.sync import SyncEngine
 from core.tables import RunEventRow, RunStatus, SyncRunRow
@@ -82,8 +84,8 @@ def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
     engine = database(loaded)
-    sync = SyncEngine(engine, built, api_calls=calls.as_dict, counter=calls)
-    with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
+    with terminal_or_log(err, structlog.get_logger("hourbridge.sync")) as progress:
+        sync = SyncEngine(engine, built, api_calls=calls.as_dict, counter=calls, progress=progress)
         report = sync.run(billing, dry_run=dry_run)
     if not dry_run:
         alert_after_run(loaded, engine, report)  # never raises for a delivery failure

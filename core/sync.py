@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import structlog
 from sqlalchemy import Engine
@@ -71,6 +72,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Stage(StrEnum):
+    PULL = "pull"
+    MAP = "map"
+    PUSH = "push"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """How far a stage has got: ``done`` of ``total`` items (None while unknown, as when
+    pulling). ``final`` marks the stage's (or, when pulling, one source's) last event."""
+
+    stage: Stage
+    done: int
+    total: int | None
+    detail: str = ""
+    final: bool = False
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def no_progress(event: ProgressEvent) -> None:
+    """The default: report nothing."""
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -96,12 +122,14 @@ class SyncEngine:
         clock: Clock = utcnow,
         api_calls: Callable[[], dict[str, int]] = dict,
         counter: CallCounter | None = None,
+        progress: Progress = no_progress,
     ) -> None:
         self._engine = engine
         self._p = profile
         self._clock = clock
         self._api_calls = api_calls
         self._counter = counter  # retries per service, for the report and its events
+        self._progress = progress  # rich bars on a terminal, log lines under the scheduler
         self._resolver = Resolver(profile.rules)
         self.lease = Lease(engine, profile.name, clock)
         self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
@@ -130,6 +158,16 @@ class SyncEngine:
             trigger=trigger,
             retry_of=retry_of,
         )
+        # Every log line during the run (connectors' and progress lines included) carries these.
+        with structlog.contextvars.bound_contextvars(
+            run_id=report.run_id, profile=self._p.name, period=str(period)
+        ):
+            return self._run(report, period, only_invoices)
+
+    def _run(
+        self, report: RunReport, period: Period, only_invoices: frozenset[str] | None
+    ) -> RunReport:
+        dry_run = report.dry_run
         bound = log.bind(run_id=report.run_id, profile=self._p.name, period=str(period))
         started = self._clock()
         self._save_run(report, started, finished=None)
@@ -212,7 +250,12 @@ class SyncEngine:
             request = PullRequest(
                 spent_from=cursor.covered_from, updated_since=cursor.updated_since, window=window
             )
-        entries: list[SourceEntry] = list(source.pull(request))
+        entries: list[SourceEntry] = []
+        self._progress(ProgressEvent(Stage.PULL, 0, None, source.name))
+        for entry in source.pull(request):
+            entries.append(entry)
+            self._progress(ProgressEvent(Stage.PULL, len(entries), None, source.name))
+        self._progress(ProgressEvent(Stage.PULL, len(entries), len(entries), source.name, True))
         newest = max((e.updated_at for e in entries), default=None)
         with Session(self._engine) as session:
             changes = ledger.upsert_entries(session, source.name, entries, started, window=window)
@@ -364,7 +407,9 @@ class SyncEngine:
         groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
         pending = report.entries_pending
 
-        for entry, lrow in self._entries(session):
+        stored = list(self._entries(session))
+        for done, (entry, lrow) in enumerate(stored, start=1):
+            self._progress(ProgressEvent(Stage.MAP, done, len(stored), final=done == len(stored)))
             if entry.deleted:
                 continue
             current = invoices.get(lrow.invoice_key) if lrow is not None else None
@@ -495,7 +540,9 @@ class SyncEngine:
         results = self._p.target.push(
             [(plan, found.invoice_id if found else None) for plan, _a, found in writes]
         )
-        for result in results:
+        self._progress(ProgressEvent(Stage.PUSH, 0, len(writes)))
+        for done, result in enumerate(results, start=1):
+            self._progress(ProgressEvent(Stage.PUSH, done, len(writes), final=done == len(writes)))
             self.lease.renew_if_due()  # a long, rate-limited push keeps its lease
             plan, action, _found = by_key[result.key]
             with Session(self._engine) as session:

@@ -35,6 +35,7 @@ from core.http import CallCounter
 from core.logging import Redactor
 from core.opsconfig import ServeConfig
 from core.periods import Period
+from core.progress import LogProgress
 from core.report import RunReport
 from core.retention import prune
 from core.sync import SyncEngine
@@ -98,7 +99,8 @@ def run_profile(
     calls = CallCounter()
     built = build_profile(loaded, profile_name, calls)
     db = engine if engine is not None else connect(loaded)
-    report = SyncEngine(db, built, api_calls=calls.as_dict, counter=calls).run(
+    progress = LogProgress(log.bind(profile=profile_name, period=str(period)))
+    report = SyncEngine(db, built, api_calls=calls.as_dict, counter=calls, progress=progress).run(
         period, dry_run=dry_run, trigger=trigger, retry_of=retry_of, only_invoices=only_invoices
     )
     if not dry_run:

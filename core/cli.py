@@ -46,6 +46,7 @@ from core.factory import build_profile
 from core.http import CallCounter
 from core.invoices import reference_prefix
 from core.lease import Lease
+from core.logging import Redactor
 from core.progress import terminal_or_log
 from core.report import ErrorClass, EventKind, RunReport, next_step
 from core.sync import SyncEngine
@@ -85,7 +86,14 @@ def _run(config: Path, profile: str | None, period: str | None, *, dry_run: bool
         raise _fail(f"{config}: {exc}") from None
     engine = database(loaded)
     with terminal_or_log(err, structlog.get_logger("hourbridge.sync")) as progress:
-        sync = SyncEngine(engine, built, api_calls=calls.as_dict, counter=calls, progress=progress)
+        sync = SyncEngine(
+            engine,
+            built,
+            api_calls=calls.as_dict,
+            counter=calls,
+            progress=progress,
+            scrub=Redactor(loaded.secrets).scrub,
+        )
         report = sync.run(billing, dry_run=dry_run)
     if not dry_run:
         alert_after_run(loaded, engine, report)  # never raises for a delivery failure

@@ -123,6 +123,7 @@ class SyncEngine:
         api_calls: Callable[[], dict[str, int]] = dict,
         counter: CallCounter | None = None,
         progress: Progress = no_progress,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self._engine = engine
         self._p = profile
@@ -130,6 +131,9 @@ class SyncEngine:
         self._api_calls = api_calls
         self._counter = counter  # retries per service, for the report and its events
         self._progress = progress  # rich bars on a terminal, log lines under the scheduler
+        # Removes secrets (the config's tokens, Bearer values) from every message we store or
+        # print: a provider may echo a token in an error.
+        self._scrub = scrub
         self._resolver = Resolver(profile.rules)
         self.lease = Lease(engine, profile.name, clock)
         self._writers = {s.name: s for s in profile.sources if isinstance(s, InvoicedWriter)}
@@ -205,12 +209,12 @@ class SyncEngine:
             )
         except HourbridgeError as exc:
             failure = exc
-            report.errors.append(str(exc))
+            report.errors.append(self._scrub(str(exc)))
             report.status = RunStatus.FAILED.value
             bound.error("sync.failed", error=str(exc))
         except Exception as exc:  # a bug or an unexpected library error: record it, then raise
             failure = exc
-            report.errors.append(f"internal error: {type(exc).__name__}: {exc}")
+            report.errors.append(self._scrub(f"internal error: {type(exc).__name__}: {exc}"))
             report.status = RunStatus.FAILED.value
             bound.exception("sync.crashed")
             raise
@@ -562,7 +566,7 @@ class SyncEngine:
                         contact=plan.contact_name,
                     )
                 else:
-                    message = "; ".join(result.errors)
+                    message = self._scrub("; ".join(result.errors))
                     self._revert(session, row, rows)
                     row.status = InvoiceStatus.FAILED.value
                     row.error = message
@@ -657,6 +661,11 @@ class SyncEngine:
                     result = writer.mark_invoiced(chunk)
                 except HourbridgeError as exc:
                     result = WritebackResult(done=(), failed=dict.fromkeys(chunk, str(exc)))
+                result = WritebackResult(
+                    done=result.done,
+                    failed={k: self._scrub(v) for k, v in result.failed.items()},
+                    skipped=result.skipped,
+                )
                 with Session(self._engine) as session:
                     ledger.record_writebacks(session, name, result, self._clock())
                     session.commit()

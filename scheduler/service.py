@@ -100,9 +100,14 @@ def run_profile(
     built = build_profile(loaded, profile_name, calls)
     db = engine if engine is not None else connect(loaded)
     progress = LogProgress(log.bind(profile=profile_name, period=str(period)))
-    report = SyncEngine(db, built, api_calls=calls.as_dict, counter=calls, progress=progress).run(
-        period, dry_run=dry_run, trigger=trigger, retry_of=retry_of, only_invoices=only_invoices
-    )
+    report = SyncEngine(
+        db,
+        built,
+        api_calls=calls.as_dict,
+        counter=calls,
+        progress=progress,
+        scrub=Redactor(loaded.secrets).scrub,
+    ).run(period, dry_run=dry_run, trigger=trigger, retry_of=retry_of, only_invoices=only_invoices)
     if not dry_run:
         alert_after_run(loaded, db, report)  # never raises for a delivery failure
     return report

@@ -71,9 +71,17 @@ class OrganisationConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    cron: str = Field(
+    interval_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="instead of cron: run every this many seconds (near-continuous syncs)",
+    )
+    cron: str | None = Field(
+        default=None,
+        validate_default=True,
         description="5-field crontab (minute hour day month weekday; weekday 0 or 7 = Sunday) "
-        'in the organisation\'s timezone, for example "0 6 1 * *" (06:00 on the 1st)'
+        'in the organisation\'s timezone, for example "0 6 1 * *" (06:00 on the 1st); '
+        "required unless interval_seconds is set",
     )
     period: Literal["previous", "current"] = Field(
         default="previous",
@@ -89,7 +97,14 @@ class ScheduleConfig(_Section):
 
     @field_validator("cron")
     @classmethod
-    def _valid_crontab(cls, value: str) -> str:
+    def _valid_crontab(cls, value: str | None, info: ValidationInfo) -> str | None:
+        interval = info.data.get("interval_seconds")
+        if value is None:
+            if interval is None:
+                raise ValueError("required (a crontab), unless interval_seconds is set")
+            return None
+        if interval is not None:
+            raise ValueError("give cron or interval_seconds, not both")
         try:
             crontab_trigger(value, ZoneInfo("UTC"))
         except ValueError as exc:

@@ -174,12 +174,11 @@ class SyncEngine:
         dry_run = report.dry_run
         bound = log.bind(run_id=report.run_id, profile=self._p.name, period=str(period))
         started = self._clock()
-        self._save_run(report, started, finished=None)
         bound.info("sync.start", dry_run=dry_run)
         leased = False
         failure: BaseException | None = None
         try:
-            self.lease.acquire()
+            started = self._take_lease(report)
             leased = True
             for source in self._p.sources:
                 report.entries_pulled += self._pull(source, period, report)
@@ -219,10 +218,12 @@ class SyncEngine:
             bound.exception("sync.crashed")
             raise
         finally:
+            finished = self._clock()
             if leased:
                 self.lease.release()
+                bound.info("lease.released")
             self._count_calls(report)
-            self._save_run(report, started, finished=self._clock(), failure=failure)
+            self._save_run(report, started, finished=finished, failure=failure)
         bound.info(
             "sync.done",
             status=report.status,
@@ -232,6 +233,16 @@ class SyncEngine:
             failed=report.invoices_failed,
         )
         return report
+
+    def _take_lease(self, report: RunReport) -> datetime:
+        """Acquire the profile's lease, then record the run as running. The run row appears
+        once the lease is ours, so the runs of a profile that held it never overlap in the runs
+        table: [started_at, finished_at] lies within the hold."""
+        self.lease.acquire()
+        started = self._clock()
+        log.info("lease.acquired", run_id=report.run_id, owner=self.lease.owner)
+        self._save_run(report, started, finished=None)
+        return started
 
     def _count_calls(self, report: RunReport) -> None:
         report.api_calls = self._api_calls()

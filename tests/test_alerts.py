@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlmodel import Session as DbSession
@@ -23,13 +24,14 @@ from sqlmodel import select
 
 from core import logging as hblog
 from core.alerts import alert_after_run, build_alert, money_waiting
-from core.config import load_config
+from core.config import HourbridgeConfig, load_config
 from core.db import open_database
-from core.opsconfig import AlertsConfig
+from core.opsconfig import AlertsConfig, ServeConfig
 from core.report import RunReport
+from core.secrets import substitute
 from core.tables import AlertRow
 from sandbox.server import Sandbox
-from tests.conftest import sandbox_config, write_config
+from tests.conftest import ROOT, sandbox_config, write_config
 from tests.helpers import run_cli
 
 PERIOD = "2026-10"
@@ -310,3 +312,30 @@ def test_bad_alert_config_is_one_line_naming_the_key(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "profiles.agency-monthly.alerts" in lines[0]
+
+
+def _commented_block(marker: str, indent: str) -> dict[str, Any]:
+    """The YAML of a commented-out block of config.example.yaml, starting at ``marker``."""
+    lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index(marker)
+    block = []
+    for line in lines[start + 1 :]:
+        if not line.startswith(indent):
+            break
+        block.append(line[len(indent) :])
+    raw = yaml.safe_load("\n".join(block))
+    assert isinstance(raw, dict)
+    return raw
+
+
+def test_the_commented_alerts_serve_and_retention_examples_are_valid() -> None:
+    env = {"SLACK_WEBHOOK_URL": "https://hooks.example.com/x", "SMTP_PASSWORD": "pw"}
+    alerts = substitute(_commented_block("    # alerts:", "    #   "), env, set())
+    parsed = AlertsConfig.model_validate(alerts)
+    assert parsed.email is not None and parsed.email.to == ["finance@example.com"]
+    assert parsed.unmapped_after_days == 7
+    serve = ServeConfig.model_validate(_commented_block("# serve:", "#   "))
+    assert (serve.host, serve.port) == ("127.0.0.1", 9464)
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    assert "\n# retention_days: 90\n" in text
+    assert HourbridgeConfig.model_fields["retention_days"].default == 90

@@ -157,6 +157,21 @@ def build_alert(
             + "; ".join(stale[:10])
             + (f" (and {len(stale) - 10} more)" if len(stale) > 10 else "")
         )
+    if settings.day_quota_below is not None:
+        low = {
+            service: windows["day"]
+            for service, windows in sorted(report.api_remaining.items())
+            if "day" in windows and windows["day"] < settings.day_quota_below
+        }
+        if low:
+            reasons.append(AlertReason.QUOTA)
+            lines.append(
+                "A day quota is nearly used up: "
+                + ", ".join(
+                    f"{service} has {left} calls left today" for service, left in low.items()
+                )
+                + ". Later runs today may be throttled."
+            )
     if not reasons:
         return None
     waiting = money_waiting(report)

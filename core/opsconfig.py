@@ -47,6 +47,12 @@ class AlertsConfig(_Section):
         description="alert when entries have waited for a mapping longer than this many days "
         "(null: never); measured from the first run that reported the missing mapping",
     )
+    day_quota_below: int | None = Field(
+        default=500,
+        ge=1,
+        description="alert when a provider's day quota left, as its last answer reported it "
+        "(Xero's X-DayLimit-Remaining), is below this (null: never)",
+    )
     timeout_seconds: float = Field(default=10, gt=0, le=120, description="per webhook request")
 
     @field_validator("webhook_url")

@@ -99,6 +99,8 @@ class RunReport:
     api_calls: dict[str, int] = field(default_factory=dict)
     api_retries: dict[str, int] = field(default_factory=dict)  # retries absorbed, per service
     api_rate_limited: dict[str, int] = field(default_factory=dict)  # of which throttled (429…)
+    # what each provider's last answer said is left of its limits: {"xero": {"day": 4990}}
+    api_remaining: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error_classes: dict[str, int] = field(default_factory=dict)  # run events by class

@@ -249,6 +249,7 @@ class SyncEngine:
         if self._counter is not None:
             report.api_retries = dict(sorted(self._counter.retries.items()))
             report.api_rate_limited = dict(sorted(self._counter.rate_limited.items()))
+            report.api_remaining = {k: dict(v) for k, v in sorted(self._counter.remaining.items())}
 
     # -- 1. pull --------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, text
@@ -177,6 +177,12 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
+        self.quota_remaining = Gauge(
+            "hourbridge_api_quota_remaining",
+            "What a provider's last answer said is left of a limit (e.g. Xero's day quota)",
+            ["provider", "window"],
+            registry=self.registry,
+        )
         for name in profiles:  # every series exists from the start, at zero
             self.entries_billed.labels(name)
         self.registry.register(_DatabaseCollector(engine, profiles, clock))
@@ -198,6 +204,9 @@ class Metrics:
             self.retries.labels(provider).inc(count)
         for provider, count in report.api_rate_limited.items():
             self.rate_limited.labels(provider).inc(count)
+        for provider, windows in report.api_remaining.items():
+            for window, left in windows.items():
+                self.quota_remaining.labels(provider, window).set(left)
 
 
 def database_reachable(engine: Engine) -> str | None:

@@ -146,6 +146,7 @@ def build_status(
         )
         status.pending, status.pending_entries = _waiting_entries(engine, profile.source_names)
         last = runs.get(name)
+        report: RunReport | None = None
         if last is not None:
             with Session(engine) as session:
                 row = session.get(SyncRunRow, last.run_id)
@@ -158,6 +159,11 @@ def build_status(
         for provider, quota in DAY_QUOTAS.items():
             if provider in status.calls_today:
                 status.quota_left[provider] = max(0, quota - status.calls_today[provider])
+        if report is not None and last is not None and last.started_at.date() == now.date():
+            # what the provider itself said today beats our count (other apps spend it too)
+            for provider, windows in report.api_remaining.items():
+                if "day" in windows:
+                    status.quota_left[provider] = windows["day"]
         for connection in [*profile.source_names, profile.target]:
             settings = config.sources.get(connection) or config.targets.get(connection)
             status.tokens[connection] = token_expiry(connection, settings)

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -80,7 +80,11 @@ class XeroTarget:
             oauth2_token_saver=lambda _new: None,
         )
         # No hidden retries: a PUT retried by urllib3 after a lost answer is invisible to us.
-        client.rest_client.pool_manager = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
+        # The pool also reads Xero's limit headers from every answer, so the minute budget
+        # follows what Xero says is left (other apps on the tenant spend it too).
+        client.rest_client.pool_manager = _LimitWatchingPool(
+            self._note_limits, num_pools=4, maxsize=4, retries=False
+        )
         self._api = AccountingApi(client, base_url=str(config.base_url).rstrip("/"))
 
     # -- look-ups -------------------------------------------------------------------------
@@ -212,6 +216,11 @@ class XeroTarget:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def _note_limits(self, headers: Mapping[str, str]) -> None:
+        found = self._calls.note_limits(SERVICE, headers)
+        if "minute" in found:
+            self._budget.observe_remaining(found["minute"])
+
     def _pages(self, fetch: Callable[[int], list[Any] | None]) -> Iterator[list[Any]]:
         page = 1
         while True:
@@ -243,6 +252,19 @@ class XeroTarget:
                         f"{self.name}: no answer from Xero ({type(exc).__name__})"
                     ) from exc
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+class _LimitWatchingPool(urllib3.PoolManager):
+    """A PoolManager that hands every answer's headers to ``observe``."""
+
+    def __init__(self, observe: Callable[[Mapping[str, str]], None], **kw: Any) -> None:
+        super().__init__(**kw)
+        self._observe = observe
+
+    def urlopen(self, *args: Any, **kw: Any) -> urllib3.BaseHTTPResponse:
+        response = super().urlopen(*args, **kw)
+        self._observe(response.headers)
+        return response
 
 
 def idempotency_key(body: object, create: bool, nonce: str) -> str:

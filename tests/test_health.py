@@ -107,8 +107,9 @@ def test_healthz_and_metrics_over_http(served: tuple[str, Path, list[str]]) -> N
         time.sleep(0.1)
     assert metrics.status_code == 200
     assert runs == 1.0
-    assert samples[("hourbridge_entries_billed_total", (("profile", "agency-monthly"),))] == (
-        run["entries_billed"]
+    assert (
+        samples[("hourbridge_entries_billed_total", (("profile", "agency-monthly"),))]
+        == (run["entries_billed"])
     )
     created = (("action", "create"), ("profile", "agency-monthly"))
     assert samples[("hourbridge_invoices_pushed_total", created)] == run["invoices_created"] > 0

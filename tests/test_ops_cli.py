@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from core.config import load_config
 from core.db import open_database
+from core.report import RunReport
 from core.tables import InvoiceRow, LedgerRow, RunEventRow, SyncRunRow
 from sandbox.server import Sandbox
-from tests.conftest import sandbox_config, write_config
+from scheduler.status import build_status
+from tests.conftest import example_config, sandbox_config, write_config
 from tests.helpers import eligible, live_invoices, run_cli
 
 PERIOD = "2026-10"
@@ -100,7 +103,8 @@ def test_status_shows_last_and_next_run_waiting_money_and_quota(
     assert profile["last_run"]["run_id"] == report["run_id"]
     assert profile["next_run"].endswith("+13:00") and "-01T06:00:00" in profile["next_run"]
     assert profile["api_calls_today"]["xero"] == report["api_calls"]["xero"]
-    assert profile["quota_left_today"]["xero"] == 5000 - report["api_calls"]["xero"]
+    # what Xero's last answer said is left (X-DayLimit-Remaining) beats our own count
+    assert profile["quota_left_today"]["xero"] == report["api_remaining"]["xero"]["day"]
     assert profile["token_expires"] == {"harvest": None, "xero": None}
 
     # "ready": billable, approved, on no invoice: the unmapped clients' entries and expenses
@@ -176,3 +180,37 @@ def test_prune_removes_old_run_events_only(sandbox: Sandbox, db_url: str, tmp_pa
     shown = run_cli("runs", "show", old["run_id"], "--config", config)
     assert shown.code == 0
     assert run_cli("runs", "prune", "--config", config, "--older-than-days", "0").code == 2
+
+
+def sandbox_config_offline(db_url: str) -> dict[str, Any]:
+    data = example_config()
+    data["database"]["url"] = db_url
+    return data
+
+
+def test_without_limit_headers_the_quota_left_is_counted_from_our_runs(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'hb.db'}"
+    data = sandbox_config_offline(db_url)
+    config = write_config(tmp_path / "c.yaml", data)
+    loaded = load_config(config, {"HARVEST_ACCESS_TOKEN": "h", "XERO_ACCESS_TOKEN": "x"})
+    engine = open_database(db_url)
+    now = datetime.now(UTC)
+    report = RunReport(run_id="r1", profile="agency-monthly", period=PERIOD, dry_run=False)
+    report.status = "succeeded"
+    report.api_calls = {"harvest": 3, "xero": 40}
+    with Session(engine) as session:
+        session.add(
+            SyncRunRow(
+                id="r1",
+                profile="agency-monthly",
+                period=PERIOD,
+                status="succeeded",
+                started_at=now,
+                finished_at=now,
+                report=report.to_json(),
+            )
+        )
+        session.commit()
+    [status] = build_status(loaded, engine, now)
+    assert status.calls_today == {"harvest": 3, "xero": 40}
+    assert status.quota_left == {"xero": 5000 - 40}

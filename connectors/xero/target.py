@@ -41,6 +41,7 @@ from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
 
 SERVICE = "xero"
+WINDOW_MARGIN_SECONDS = 1.0
 PAGE_SIZE = 1000
 UNITDP = 4  # unit prices may carry up to 4 decimals (rates like 123.4567)
 T = TypeVar("T")
@@ -61,7 +62,11 @@ class XeroTarget:
         self._policy = calls.counted(
             policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
         )
-        self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
+        # Xero counts a call when it arrives, a moment after we do: a second of margin keeps
+        # the window edge on our side instead of a 429 on theirs.
+        self._budget = RateBudget(
+            config.calls_per_minute, 60.0 + WINDOW_MARGIN_SECONDS, sleep=self._policy.sleep
+        )
         self._tenant = str(config.tenant_id)
         self._run_nonce = uuid.uuid4().hex  # one target per run
         self._item_defaults: dict[str, tuple[str | None, str | None]] = {}

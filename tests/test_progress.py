@@ -11,6 +11,7 @@ import pytest
 import structlog
 from rich.console import Console
 
+from core import logging as hblog
 from core.config import load_config
 from core.db import open_database
 from core.factory import build_profile
@@ -32,6 +33,7 @@ def test_the_engine_reports_each_stage_and_a_terminal_shows_bars(
     config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
     calls = CallCounter()
     built = build_profile(load_config(config), None, calls)
+    hblog.configure(json=True)  # log to this test's stderr, not an earlier CLI run's
     events: list[ProgressEvent] = []
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=120)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
+from core import logging as hblog
 from core.config import load_config
 from core.db import open_database
 from core.factory import build_profile
@@ -27,6 +28,7 @@ def test_a_burst_of_429_and_5xx_is_absorbed_and_the_retries_are_counted(
 ) -> None:
     config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
     loaded = load_config(config)
+    hblog.configure(json=True)  # log to this test's stderr, not an earlier CLI run's
     waits: list[float] = []
     calls = CallCounter()
     policy = RetryPolicy(max_attempts=6, sleep=waits.append)

@@ -324,7 +324,8 @@ def runs_list(
         sys.stdout.write(json.dumps(data) + "\n")
         return
     table = Table(title="Sync runs")
-    for column in ("run id", "profile", "period", "status", "dry run", "started", "finished"):
+    columns = ("run id", "profile", "period", "status", "trigger", "dry run", "started", "finished")
+    for column in columns:
         table.add_column(column)
     for r in rows:
         table.add_row(
@@ -332,6 +333,7 @@ def runs_list(
             r.profile,
             r.period,
             r.status,
+            r.trigger + (f" of {r.retry_of}" if r.retry_of else ""),
             "yes" if r.dry_run else "",
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             f"{r.finished_at:%H:%M:%S}" if r.finished_at else "",

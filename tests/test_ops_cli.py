@@ -62,6 +62,8 @@ def test_retry_failed_only_pushes_just_the_failed_invoice_as_a_linked_run(
         "succeeded",
     )
     assert runs[1]["trigger"] == "manual" and runs[1]["retry_of"] is None
+    table = run_cli("runs", "list", "--config", config)
+    assert "retry of" in table.stdout and "manual" in table.stdout  # ids may wrap in cells
 
     # a normal sync then brings the other DRAFT up to date, and creates nothing
     after = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()

@@ -130,9 +130,10 @@ def runs_retry(
         if row.status == RunStatus.SUCCEEDED.value:
             err.print(f"run {run_id} succeeded: nothing failed, nothing to retry", highlight=False)
             raise typer.Exit(EXIT_OK)
-        if row.status == RunStatus.FAILED.value:
+        if row.status in (RunStatus.FAILED.value, RunStatus.INTERRUPTED.value):
+            why = "; ".join(original.errors) or "its process stopped"
             err.print(
-                f"run {run_id} failed as a whole ({'; '.join(original.errors) or 'no detail'}): "
+                f"run {run_id} {row.status} as a whole ({why}): "
                 f"retrying all of profile {row.profile} for {row.period}",
                 highlight=False,
                 soft_wrap=True,

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 import structlog
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from connectors.base import (
     AccountingTarget,
@@ -241,6 +241,22 @@ class SyncEngine:
         self.lease.acquire()
         started = self._clock()
         log.info("lease.acquired", run_id=report.run_id, owner=self.lease.owner)
+        with Session(self._engine) as session:
+            # A run row says "running" only while its run holds the lease; now that we hold
+            # it, any other such row of this profile belongs to a process that died.
+            orphans = session.exec(
+                select(SyncRunRow).where(
+                    SyncRunRow.profile == self._p.name,
+                    SyncRunRow.status == RunStatus.RUNNING.value,
+                    SyncRunRow.id != report.run_id,
+                )
+            ).all()
+            for orphan in orphans:
+                orphan.status = RunStatus.INTERRUPTED.value
+                orphan.finished_at = started
+                session.add(orphan)
+                log.warning("run.interrupted_found", interrupted_run=orphan.id)
+            session.commit()
         self._save_run(report, started, finished=None)
         return started
 

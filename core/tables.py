@@ -32,6 +32,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # some invoices failed
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process died; the next run of the profile found it
 
 
 class SourceEntryRow(SQLModel, table=True):

@@ -216,3 +216,39 @@ def test_without_limit_headers_the_quota_left_is_counted_from_our_runs(tmp_path:
     [status] = build_status(loaded, engine, now)
     assert status.calls_today == {"harvest": 3, "xero": 40}
     assert status.quota_left == {"xero": 5000 - 40}
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_run_left_running_by_a_dead_process_is_marked_interrupted_and_can_be_retried(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    engine = open_database(db_url)
+    then = datetime.now(UTC) - timedelta(hours=1)
+    dead = RunReport(run_id="d" * 32, profile="agency-monthly", period=PERIOD, dry_run=False)
+    with Session(engine) as session:
+        session.add(
+            SyncRunRow(
+                id=dead.run_id,
+                profile="agency-monthly",
+                period=PERIOD,
+                status="running",
+                started_at=then,
+                report=dead.to_json(),
+            )
+        )
+        session.commit()
+    report = run_cli("sync", "--config", config, "--period", PERIOD, "--json").json()
+    assert report["status"] == "succeeded"
+    with Session(engine) as session:
+        old = session.get(SyncRunRow, dead.run_id)
+        new = session.get(SyncRunRow, report["run_id"])
+        assert old is not None and new is not None
+        assert old.status == "interrupted" and old.finished_at == new.started_at
+    listed = run_cli("runs", "list", "--config", config, "--status", "interrupted", "--json")
+    assert [r["run_id"] for r in listed.json_list()] == [dead.run_id]
+
+    retried = run_cli("runs", "retry", dead.run_id, "--config", config, "--failed-only")
+    assert retried.code == 0, retried.stderr
+    assert "interrupted as a whole" in retried.stderr and "retrying all" in retried.stderr
+    assert "0 created" in retried.stdout and "unchanged" in retried.stdout

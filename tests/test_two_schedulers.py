@@ -119,13 +119,15 @@ def test_two_schedulers_one_profile_no_overlap_and_takeover_after_a_crash(
     for (_s1, end), (start, _e2) in itertools.pairwise(intervals):
         assert start >= end, "two runs of one profile held the lease at once"
 
-    # The runs table: the runs that held the lease never overlap; the crashed one never ended.
+    # The runs table: the runs that held the lease never overlap; the crashed one was found
+    # and marked interrupted by the run that took its lease over.
     with Session(open_database(db_url)) as session:
         rows = session.exec(select(SyncRunRow).order_by(col(SyncRunRow.started_at))).all()
     crashed_rows = [r for r in rows if r.id in crashed_runs]
-    assert [(r.status, r.finished_at) for r in crashed_rows] == [("running", None)]
+    assert [r.status for r in crashed_rows] == ["interrupted"]
     held = [r for r in rows if r.id in holds]
     assert len(held) == len(intervals)
+    assert crashed_rows[0].finished_at == held[0].started_at  # found by the first takeover
     for before, after in itertools.pairwise(held):
         assert before.finished_at is not None and after.started_at >= before.finished_at
     lost = [r for r in rows if r.id not in holds and r.id not in crashed_runs]

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 from rich.table import Table
 from sqlmodel import Session, col, select
@@ -21,8 +22,10 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import cli_mappings, ledger
+from core.alerts import alert_after_run
 from core.cli_connect import config_show, connect_command, connections_app, secrets_app
 from core.cli_explain import explain_lines
+from core.cli_ops import endpoint_options, runs_prune, runs_retry, status
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -45,7 +48,9 @@ from core.factory import build_profile
 from core.http import CallCounter
 from core.invoices import reference_prefix
 from core.lease import Lease
-from core.report import ErrorClass, RunReport, next_step
+from core.logging import Redactor
+from core.progress import terminal_or_log
+from core.report import ErrorClass, EventKind, RunReport, next_step
 from core.sync import SyncEngine
 from core.tables import RunEventRow, RunStatus, SyncRunRow
 
@@ -58,6 +63,8 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect past sync runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+runs_app.command("retry")(runs_retry)
+runs_app.command("prune")(runs_prune)
 config_app = typer.Typer(help="Check and document the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 config_app.command("show")(config_show)
@@ -76,6 +83,7 @@ mappings_app.command("export")(cli_mappings.mappings_export)
 mappings_app.command("import")(cli_mappings.mappings_import)
 mappings_app.command("history")(cli_mappings.mappings_history)
 mappings_app.command("suggest")(cli_mappings.mappings_suggest)
+app.command("status")(status)
 
 
 def _run(
@@ -89,9 +97,19 @@ def _run(
         built = build_profile(loaded, profile, calls, engine=engine)
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
-    sync = SyncEngine(engine, built, api_calls=calls.as_dict)
-    with err.status(f"syncing {built.name} for {billing}…", spinner="dots"):
-        return sync.run(billing, dry_run=dry_run, explain=explain)
+    with terminal_or_log(err, structlog.get_logger("hourbridge.sync")) as progress:
+        sync = SyncEngine(
+            engine,
+            built,
+            api_calls=calls.as_dict,
+            counter=calls,
+            progress=progress,
+            scrub=Redactor(loaded.secrets).scrub,
+        )
+        report = sync.run(billing, dry_run=dry_run, explain=explain)
+    if not dry_run:
+        alert_after_run(loaded, engine, report)  # never raises for a delivery failure
+    return report
 
 
 @app.command()
@@ -141,17 +159,31 @@ def serve(
             help="Run every scheduled profile once at start, then keep the schedule.",
         ),
     ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="Address of /healthz and /metrics [default: serve.host, 127.0.0.1]; "
+            "non-loopback needs serve.allow_remote: true in the config.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port of /healthz and /metrics [default: serve.port, 9464]."),
+    ] = None,
 ) -> None:
     """Run each profile that has a `schedule` on its cron, in the organisation's timezone,
-    until SIGTERM or Ctrl-C (a run in progress finishes first). Logs go to stderr."""
+    until SIGTERM or Ctrl-C (a run in progress finishes first). Logs go to stderr;
+    /healthz and /metrics answer on 127.0.0.1 by default."""
     from scheduler import service  # noqa: PLC0415  (only these commands need the scheduler)
 
     loaded = _load(config)
     if not any(p.schedule for p in loaded.config.profiles.values()):
         raise _fail(f"{config}: no profile has a schedule (profiles.NAME.schedule.cron)")
+    endpoint = endpoint_options(loaded, host, port)
     try:
-        service.serve(loaded, run_at_start=run_at_start)
-    except service.DatabaseUnavailableError as exc:
+        service.serve(loaded, run_at_start=run_at_start, endpoint=endpoint)
+    except (service.DatabaseUnavailableError, service.EndpointError) as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     raise typer.Exit(EXIT_OK)
 
@@ -305,6 +337,8 @@ def runs_list(
                 "period": r.period,
                 "dry_run": r.dry_run,
                 "status": r.status,
+                "trigger": r.trigger,
+                "retry_of": r.retry_of,
                 "started_at": r.started_at.isoformat(),
                 "finished_at": r.finished_at.isoformat() if r.finished_at else None,
             }
@@ -313,7 +347,8 @@ def runs_list(
         sys.stdout.write(json.dumps(data) + "\n")
         return
     table = Table(title="Sync runs")
-    for column in ("run id", "profile", "period", "status", "dry run", "started", "finished"):
+    columns = ("run id", "profile", "period", "status", "trigger", "dry run", "started", "finished")
+    for column in columns:
         table.add_column(column)
     for r in rows:
         table.add_row(
@@ -321,6 +356,7 @@ def runs_list(
             r.profile,
             r.period,
             r.status,
+            r.trigger + (f" of {r.retry_of}" if r.retry_of else ""),
             "yes" if r.dry_run else "",
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             f"{r.finished_at:%H:%M:%S}" if r.finished_at else "",
@@ -368,6 +404,13 @@ def runs_show(
 
 def _print_events(period: str, events: Sequence[RunEventRow]) -> None:
     """The run's failures and noteworthy outcomes, grouped by class, each with what to do."""
+    if not events:
+        out.print("no failures recorded for this run", highlight=False)
+        return
+    retried = [e for e in events if e.kind == EventKind.RETRY.value]
+    for event in retried:
+        out.print(f"retries absorbed: {event.subject}: {event.message}", highlight=False)
+    events = [e for e in events if e.kind != EventKind.RETRY.value]
     if not events:
         out.print("no failures recorded for this run", highlight=False)
         return

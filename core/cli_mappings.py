@@ -267,11 +267,11 @@ def mappings_suggest(
     if apply_ and mapping_store.in_config(cfg):
         raise fail(str(mapping_store.config_owned_error(loaded, name)))
     calls = CallCounter()
+    engine = database(loaded)
     try:
-        built = build_profile(loaded, name, calls)
+        built = build_profile(loaded, name, calls, engine=engine)
     except ConfigError as exc:
         raise fail(f"{config}: {exc}") from None
-    engine = database(loaded)
     sync = SyncEngine(engine, built, api_calls=calls.as_dict)
     with err.status(f"pulling {name} for {billing}…", spinner="dots"):
         report = sync.run(billing, dry_run=True)  # pulls and reads the target once

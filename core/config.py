@@ -30,6 +30,7 @@ from pydantic import (
 
 from connectors.registry import Role, for_role
 from core.errors import ConfigError
+from core.opsconfig import AlertsConfig, ServeConfig
 from core.secrets import Resolvers, SecretRefError, substitute
 from mapping.rules import MappingRules
 
@@ -76,9 +77,17 @@ class OrganisationConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    cron: str = Field(
+    interval_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="instead of cron: run every this many seconds (near-continuous syncs)",
+    )
+    cron: str | None = Field(
+        default=None,
+        validate_default=True,
         description="5-field crontab (minute hour day month weekday; weekday 0 or 7 = Sunday) "
-        'in the organisation\'s timezone, for example "0 6 1 * *" (06:00 on the 1st)'
+        'in the organisation\'s timezone, for example "0 6 1 * *" (06:00 on the 1st); '
+        "required unless interval_seconds is set",
     )
     period: Literal["previous", "current"] = Field(
         default="previous",
@@ -94,7 +103,14 @@ class ScheduleConfig(_Section):
 
     @field_validator("cron")
     @classmethod
-    def _valid_crontab(cls, value: str) -> str:
+    def _valid_crontab(cls, value: str | None, info: ValidationInfo) -> str | None:
+        interval = info.data.get("interval_seconds")
+        if value is None:
+            if interval is None:
+                raise ValueError("required (a crontab), unless interval_seconds is set")
+            return None
+        if interval is not None:
+            raise ValueError("give cron or interval_seconds, not both")
         try:
             crontab_trigger(value, ZoneInfo("UTC"))
         except ValueError as exc:
@@ -163,6 +179,11 @@ class ProfileConfig(_Section):
         description="run this profile on a schedule under `hourbridge serve`: `cron` "
         "(5 fields, organisation's timezone), `period` (previous or current month), "
         "`misfire_grace_seconds` (default 3600)",
+    )
+    alerts: AlertsConfig | None = Field(
+        default=None,
+        description="tell a person when a run of this profile fails or needs attention: "
+        "a Slack-compatible webhook and/or email",
     )
 
     @model_validator(mode="after")
@@ -241,6 +262,15 @@ class HourbridgeConfig(_Section):
     )
     targets: dict[Annotated[str, Field(pattern=_NAME)], Any]
     profiles: dict[Annotated[str, Field(pattern=_NAME)], ProfileConfig]
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig, description="the /healthz and /metrics endpoint of serve"
+    )
+    retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="run events (and alert records) older than this are pruned daily by serve "
+        "and by `hourbridge runs prune`; runs, the ledger and invoices are kept",
+    )
 
     @field_validator("sources", "targets", mode="before")
     @classmethod

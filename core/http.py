@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -155,6 +155,32 @@ class RateBudget:
             self._offset += max(0.0, pause - (self._now() - now))
             waited += pause
 
+    def observe_remaining(self, remaining: int) -> None:
+        """Align with what the provider says is left in this window (X-MinLimit-Remaining):
+        calls made by other processes or apps on the same account count against us too."""
+        now = self._now()
+        while self._sent and self._sent[0] <= now - self.period:
+            self._sent.popleft()
+        unseen = (self.calls - len(self._sent)) - max(0, remaining)
+        for _ in range(max(0, unseen)):
+            self._sent.append(now)
+
+
+# Headers in which providers report what is left of a limit, and the window each covers.
+LIMIT_HEADERS: Mapping[str, str] = {
+    "X-MinLimit-Remaining": "minute",
+    "X-DayLimit-Remaining": "day",
+    "X-AppMinLimit-Remaining": "app_minute",
+}
+
+# Message fragments that mark a transient error as a throttle (429, QuickBooks 3001, quotas).
+RATE_LIMIT_MARKS = ("429", "throttl", "rate limit", "quota")
+
+
+def is_rate_limit(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(mark in text for mark in RATE_LIMIT_MARKS)
+
 
 class BearerTokens(Protocol):
     """Where a connector gets its bearer token: a static one, or a stored OAuth connection."""
@@ -189,15 +215,44 @@ class StaticBearer:
 
 @dataclass
 class CallCounter:
-    """API calls per service, as the run report shows them."""
+    """API calls, and the retries they needed, per service, as the run report shows them."""
 
     counts: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    rate_limited: Counter[str] = field(default_factory=Counter)
+    # what the provider's last answer said is left, per window: {"xero": {"day": 4990}}
+    remaining: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def note_limits(self, service: str, headers: Mapping[str, str]) -> dict[str, int]:
+        """Record the limit headers of an answer (X-MinLimit-Remaining, X-DayLimit-Remaining,
+        X-AppMinLimit-Remaining); returns what it found, by window."""
+        found: dict[str, int] = {}
+        for header, window in LIMIT_HEADERS.items():
+            value = headers.get(header)
+            if value is not None and str(value).strip().isdigit():
+                found[window] = int(str(value).strip())
+        if found:
+            self.remaining.setdefault(service, {}).update(found)
+        return found
 
     def add(self, service: str, n: int = 1) -> None:
         self.counts[service] += n
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
+
+    def counted(self, policy: RetryPolicy, service: str) -> RetryPolicy:
+        """``policy``, counting each retry (and each throttled one) against ``service``."""
+        inner = policy.on_retry
+
+        def on_retry(exc: BaseException, wait: float) -> None:
+            self.retries[service] += 1
+            if is_rate_limit(exc):
+                self.rate_limited[service] += 1
+            if inner is not None:
+                inner(exc, wait)
+
+        return replace(policy, on_retry=on_retry)
 
 
 __all__ = [

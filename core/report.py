@@ -92,6 +92,8 @@ class RunReport:
     period: str
     dry_run: bool
     status: str = "running"
+    trigger: str = "manual"  # manual, schedule or retry
+    retry_of: str | None = None  # the run a retry repeats
     invoices_created: int = 0
     invoices_updated: int = 0
     invoices_unchanged: int = 0
@@ -109,6 +111,10 @@ class RunReport:
     writebacks_failed: int = 0
     writebacks_skipped: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
+    api_retries: dict[str, int] = field(default_factory=dict)  # retries absorbed, per service
+    api_rate_limited: dict[str, int] = field(default_factory=dict)  # of which throttled (429…)
+    # what each provider's last answer said is left of its limits: {"xero": {"day": 4990}}
+    api_remaining: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error_classes: dict[str, int] = field(default_factory=dict)  # run events by class
@@ -179,6 +185,7 @@ class EventKind(StrEnum):
     ENTRY = "entry"
     INVOICE = "invoice"
     RUN = "run"
+    RETRY = "retry"  # retries a service needed and the run absorbed: not a failure
 
 
 NEXT_STEPS: dict[ErrorClass, str] = {
@@ -291,14 +298,28 @@ def run_events(report: RunReport, failure: BaseException | None = None) -> list[
         )
         for c in report.entries_changed
     ]
+    events += [
+        RunEvent(
+            EventKind.RETRY,
+            ErrorClass.RATE_LIMITED if report.api_rate_limited.get(service) else ErrorClass.NETWORK,
+            subject=service,
+            message=f"{count} retries absorbed ({report.api_rate_limited.get(service, 0)} "
+            "rate-limited)",
+            entries=count,
+        )
+        for service, count in sorted(report.api_retries.items())
+        if count
+    ]
     return events
 
 
 def count_classes(events: list[RunEvent]) -> dict[str, int]:
-    """Events per class, every class present (zero included) so the keys never vary."""
+    """Failure events per class, every class present (zero included) so the keys never vary.
+    Absorbed retries (kind ``retry``) are not failures and are not counted here."""
     counts = dict.fromkeys((c.value for c in ErrorClass), 0)
     for event in events:
-        counts[event.error_class.value] += 1
+        if event.kind is not EventKind.RETRY:
+            counts[event.error_class.value] += 1
     return counts
 
 

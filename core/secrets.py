@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -24,7 +25,15 @@ from sqlalchemy.exc import ArgumentError
 REF = re.compile(r"\$\{(?:(?P<kind>file|secret):(?P<arg>[^}]+)|(?P<env>[A-Za-z_][A-Za-z0-9_]*))\}")
 ENV_REF = REF  # kept for callers that check "is this a reference"
 SECRET_KEYS = frozenset(
-    {"access_token", "api_token", "api_key", "client_secret", "refresh_token", "password"}
+    {
+        "access_token",
+        "api_token",
+        "api_key",
+        "client_secret",
+        "refresh_token",
+        "password",
+        "webhook_url",
+    }
 )
 
 
@@ -69,6 +78,9 @@ def substitute(
             resolved = substitute(value, environ, secrets, sub, how)
             if key in SECRET_KEYS and isinstance(resolved, str):
                 secrets.add(resolved)
+                if key == "webhook_url":  # errors quote the path alone: it holds the secret
+                    parts = urlsplit(resolved)
+                    secrets.add(parts.path + (f"?{parts.query}" if parts.query else ""))
             out[key] = resolved
         return out
     if isinstance(tree, list):

@@ -16,10 +16,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import structlog
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from connectors.base import (
     AccountingTarget,
@@ -31,6 +32,7 @@ from connectors.base import (
 )
 from core import ledger, mapping_store
 from core.errors import HourbridgeError
+from core.http import CallCounter
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
@@ -71,6 +73,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Stage(StrEnum):
+    PULL = "pull"
+    MAP = "map"
+    PUSH = "push"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """How far a stage has got: ``done`` of ``total`` items (None while unknown, as when
+    pulling). ``final`` marks the stage's (or, when pulling, one source's) last event."""
+
+    stage: Stage
+    done: int
+    total: int | None
+    detail: str = ""
+    final: bool = False
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def no_progress(event: ProgressEvent) -> None:
+    """The default: report nothing."""
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -98,11 +125,19 @@ class SyncEngine:
         *,
         clock: Clock = utcnow,
         api_calls: Callable[[], dict[str, int]] = dict,
+        counter: CallCounter | None = None,
+        progress: Progress = no_progress,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self._engine = engine
         self._p = profile
         self._clock = clock
         self._api_calls = api_calls
+        self._counter = counter  # retries per service, for the report and its events
+        self._progress = progress  # rich bars on a terminal, log lines under the scheduler
+        # Removes secrets (the config's tokens, Bearer values) from every message we store or
+        # print: a provider may echo a token in an error.
+        self._scrub = scrub
         self._resolver = Resolver(profile.rules)
         self.directory: Directory | None = None  # the target's, as the last run fetched it
         self.lease = Lease(engine, profile.name, clock)
@@ -114,39 +149,66 @@ class SyncEngine:
 
     # -- entry point ----------------------------------------------------------------------
 
-    def run(self, period: Period, *, dry_run: bool = False, explain: bool = False) -> RunReport:
-        """Sync one period. ``explain``: each invoice in the report lists its lines with the
-        rule that priced them and how their hours were rounded."""
+    def run(
+        self,
+        period: Period,
+        *,
+        dry_run: bool = False,
+        explain: bool = False,
+        trigger: str = "manual",
+        retry_of: str | None = None,
+        only_invoices: frozenset[str] | None = None,
+    ) -> RunReport:
+        """Sync ``period``. ``explain``: each invoice in the report lists its lines with the
+        rule that priced them and how their hours were rounded. ``only_invoices`` (a retry of
+        failed invoices) restricts the writes to those invoice keys; everything else is
+        reconciled and counted as usual."""
         self._explain = explain
         report = RunReport(
-            run_id=uuid.uuid4().hex, profile=self._p.name, period=str(period), dry_run=dry_run
+            run_id=uuid.uuid4().hex,
+            profile=self._p.name,
+            period=str(period),
+            dry_run=dry_run,
+            trigger=trigger,
+            retry_of=retry_of,
         )
+        # Every log line during the run (connectors' and progress lines included) carries these.
+        with structlog.contextvars.bound_contextvars(
+            run_id=report.run_id, profile=self._p.name, period=str(period)
+        ):
+            return self._run(report, period, only_invoices)
+
+    def _run(
+        self, report: RunReport, period: Period, only_invoices: frozenset[str] | None
+    ) -> RunReport:
+        dry_run = report.dry_run
         bound = log.bind(run_id=report.run_id, profile=self._p.name, period=str(period))
         started = self._clock()
-        self._save_run(report, started, finished=None)
         bound.info("sync.start", dry_run=dry_run)
         leased = False
         failure: BaseException | None = None
         try:
-            self.lease.acquire()
+            started = self._take_lease(report)
             leased = True
-            self._stages(period, report, dry_run=dry_run)
+            self._stages(period, report, dry_run=dry_run, only_invoices=only_invoices)
         except HourbridgeError as exc:
             failure = exc
-            report.errors.append(str(exc))
+            report.errors.append(self._scrub(str(exc)))
             report.status = RunStatus.FAILED.value
             bound.error("sync.failed", error=str(exc))
         except Exception as exc:  # a bug or an unexpected library error: record it, then raise
             failure = exc
-            report.errors.append(f"internal error: {type(exc).__name__}: {exc}")
+            report.errors.append(self._scrub(f"internal error: {type(exc).__name__}: {exc}"))
             report.status = RunStatus.FAILED.value
             bound.exception("sync.crashed")
             raise
         finally:
+            finished = self._clock()
             if leased:
                 self.lease.release()
-            report.api_calls = self._api_calls()
-            self._save_run(report, started, finished=self._clock(), failure=failure)
+                bound.info("lease.released")
+            self._count_calls(report)
+            self._save_run(report, started, finished=finished, failure=failure)
         bound.info(
             "sync.done",
             status=report.status,
@@ -157,7 +219,14 @@ class SyncEngine:
         )
         return report
 
-    def _stages(self, period: Period, report: RunReport, *, dry_run: bool) -> None:
+    def _stages(
+        self,
+        period: Period,
+        report: RunReport,
+        *,
+        dry_run: bool,
+        only_invoices: frozenset[str] | None,
+    ) -> None:
         """Pull, reconcile, plan, then push (or only summarise, for a preview)."""
         self._load_stored_mapping(report)
         for source in self._p.sources:
@@ -175,7 +244,7 @@ class SyncEngine:
                 session.rollback()  # a preview changes nothing, not even our own records
             else:
                 session.commit()
-        actions = self._decide(planned.plans, remote)
+        actions = self._decide(planned.plans, remote, only_invoices)
         report.unmapped = sorted(
             planned.unmapped.values(), key=lambda u: (-u.at_stake(), -u.entries, u.what)
         )
@@ -201,6 +270,39 @@ class SyncEngine:
         report.mapping_version = stored.version
         self._resolver = Resolver(stored.rules)
 
+    def _take_lease(self, report: RunReport) -> datetime:
+        """Acquire the profile's lease, then record the run as running. The run row appears
+        once the lease is ours, so the runs of a profile that held it never overlap in the runs
+        table: [started_at, finished_at] lies within the hold."""
+        self.lease.acquire()
+        started = self._clock()
+        log.info("lease.acquired", run_id=report.run_id, owner=self.lease.owner)
+        with Session(self._engine) as session:
+            # A run row says "running" only while its run holds the lease; now that we hold
+            # it, any other such row of this profile belongs to a process that died.
+            orphans = session.exec(
+                select(SyncRunRow).where(
+                    SyncRunRow.profile == self._p.name,
+                    SyncRunRow.status == RunStatus.RUNNING.value,
+                    SyncRunRow.id != report.run_id,
+                )
+            ).all()
+            for orphan in orphans:
+                orphan.status = RunStatus.INTERRUPTED.value
+                orphan.finished_at = started
+                session.add(orphan)
+                log.warning("run.interrupted_found", interrupted_run=orphan.id)
+            session.commit()
+        self._save_run(report, started, finished=None)
+        return started
+
+    def _count_calls(self, report: RunReport) -> None:
+        report.api_calls = self._api_calls()
+        if self._counter is not None:
+            report.api_retries = dict(sorted(self._counter.retries.items()))
+            report.api_rate_limited = dict(sorted(self._counter.rate_limited.items()))
+            report.api_remaining = {k: dict(v) for k, v in sorted(self._counter.remaining.items())}
+
     # -- 1. pull --------------------------------------------------------------------------
 
     def _pull(self, source: TrackerSource, period: Period, report: RunReport) -> int:
@@ -216,7 +318,12 @@ class SyncEngine:
             request = PullRequest(
                 spent_from=cursor.covered_from, updated_since=cursor.updated_since, window=window
             )
-        entries: list[SourceEntry] = list(source.pull(request))
+        entries: list[SourceEntry] = []
+        self._progress(ProgressEvent(Stage.PULL, 0, None, source.name))
+        for entry in source.pull(request):
+            entries.append(entry)
+            self._progress(ProgressEvent(Stage.PULL, len(entries), None, source.name))
+        self._progress(ProgressEvent(Stage.PULL, len(entries), len(entries), source.name, True))
         newest = max((e.updated_at for e in entries), default=None)
         with Session(self._engine) as session:
             changes = ledger.upsert_entries(session, source.name, entries, started, window=window)
@@ -368,7 +475,9 @@ class SyncEngine:
         groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
         pending = report.entries_pending
 
-        for entry, lrow in self._entries(session):
+        stored = list(self._entries(session))
+        for done, (entry, lrow) in enumerate(stored, start=1):
+            self._progress(ProgressEvent(Stage.MAP, done, len(stored), final=done == len(stored)))
             if entry.deleted:
                 continue
             current = invoices.get(lrow.invoice_key) if lrow is not None else None
@@ -452,10 +561,15 @@ class SyncEngine:
         return mapped
 
     def _decide(
-        self, plans: list[InvoicePlan], remote: dict[str, RemoteInvoice]
+        self,
+        plans: list[InvoicePlan],
+        remote: dict[str, RemoteInvoice],
+        only: frozenset[str] | None = None,
     ) -> list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]]:
         decided: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]] = []
         for plan in plans:
+            if only is not None and plan.key not in only:
+                continue  # a retry of failed invoices leaves every other invoice alone
             found = remote.get(plan.key)
             if found is not None and found.status != "DRAFT":
                 continue  # never touch an invoice that left DRAFT (reconcile moved us past it)
@@ -495,7 +609,9 @@ class SyncEngine:
         results = self._p.target.push(
             [(plan, found.invoice_id if found else None) for plan, _a, found in writes]
         )
-        for result in results:
+        self._progress(ProgressEvent(Stage.PUSH, 0, len(writes)))
+        for done, result in enumerate(results, start=1):
+            self._progress(ProgressEvent(Stage.PUSH, done, len(writes), final=done == len(writes)))
             self.lease.renew_if_due()  # a long, rate-limited push keeps its lease
             plan, action, _found = by_key[result.key]
             with Session(self._engine) as session:
@@ -515,7 +631,7 @@ class SyncEngine:
                         contact=plan.contact_name,
                     )
                 else:
-                    message = "; ".join(result.errors)
+                    message = self._scrub("; ".join(result.errors))
                     self._revert(session, row, rows)
                     row.status = InvoiceStatus.FAILED.value
                     row.error = message
@@ -610,6 +726,11 @@ class SyncEngine:
                     result = writer.mark_invoiced(chunk)
                 except HourbridgeError as exc:
                     result = WritebackResult(done=(), failed=dict.fromkeys(chunk, str(exc)))
+                result = WritebackResult(
+                    done=result.done,
+                    failed={k: self._scrub(v) for k, v in result.failed.items()},
+                    skipped=result.skipped,
+                )
                 with Session(self._engine) as session:
                     ledger.record_writebacks(session, name, result, self._clock())
                     session.commit()
@@ -653,6 +774,8 @@ class SyncEngine:
                 started_at=started,
             )
             row.status = report.status
+            row.trigger = report.trigger
+            row.retry_of = report.retry_of
             row.finished_at = finished
             row.report = report.to_json()
             session.add(row)

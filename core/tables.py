@@ -32,6 +32,7 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # some invoices failed
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process died; the next run of the profile found it
 
 
 class SourceEntryRow(SQLModel, table=True):
@@ -174,6 +175,13 @@ class SyncRunRow(SQLModel, table=True):
     period: str = Field(max_length=7)
     dry_run: bool = False
     status: str = Field(max_length=16)
+    trigger: str = Field(
+        default="manual",
+        max_length=16,
+        sa_column_kwargs={"server_default": "manual"},
+        description="manual, schedule or retry",
+    )
+    retry_of: str | None = Field(default=None, max_length=32, description="the run retried")
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     report: str = Field(default="{}", sa_type=Text, description="the run report as JSON")
@@ -248,4 +256,20 @@ class MappingVersionRow(SQLModel, table=True):
     rules: str = Field(sa_type=Text, description="MappingRules as JSON, keyed by source ids")
     author: str = Field(max_length=128)
     note: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AlertRow(SQLModel, table=True):
+    """One alert message sent (or attempted) after a run, per channel: at most one per run."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("run_id", "channel", name="uq_alert_run_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=32)
+    profile: str = Field(max_length=32)
+    channel: str = Field(max_length=16, description="webhook or email")
+    reasons: str = Field(sa_type=Text, description="why it fired, comma-separated")
+    delivered: bool
+    error: str | None = Field(default=None, sa_type=Text, description="redacted")
     created_at: datetime = Field(sa_type=UTCDateTime)

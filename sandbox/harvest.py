@@ -296,7 +296,7 @@ class FakeHarvest:
             period=self.settings.window_seconds,
             clock=self.settings.clock,
         )
-        self._failures: collections.deque[tuple[int, int | None]] = collections.deque()
+        self._failures: collections.deque[tuple[int, int | None, str | None]] = collections.deque()
         self._data: dict[str, dict[int, dict[str, Any]]] = {
             "time_entries": {int(e["id"]): copy.deepcopy(e) for e in month.time_entries},
             "expenses": {int(e["id"]): copy.deepcopy(e) for e in month.expenses},
@@ -318,17 +318,24 @@ class FakeHarvest:
 
     # ------------------------------------------------------------------ knobs
 
-    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        retry_after: int | None = None,
+        detail: str | None = None,
+    ) -> None:
         """Answer the next ``count`` requests with ``status`` (before any other check).
 
         429 answers carry Harvest's throttle body and ``Retry-After``
-        (``retry_after`` or 15); other statuses carry ``{"status", "error"}``
-        and ``Retry-After`` only when ``retry_after`` is given.
+        (``retry_after`` or 15); other statuses carry ``{"status", "error"}`` (plus
+        ``error_description``: ``detail``, when given) and ``Retry-After`` only when
+        ``retry_after`` is given.
         """
         if count < 1:
             raise ValueError("count must be at least 1")
         with self._lock:
-            self._failures.extend([(status, retry_after)] * count)
+            self._failures.extend([(status, retry_after, detail)] * count)
 
     def edit_entry(self, entry_id: int, **changes: Any) -> None:
         """Change fields of a time entry and move its ``updated_at`` forward."""
@@ -428,13 +435,14 @@ class FakeHarvest:
             return _json(403, FORBIDDEN_ACCOUNT_BODY)
         return None
 
-    def _injected(self, status: int, retry_after: int | None) -> Response:
+    def _injected(self, status: int, retry_after: int | None, detail: str | None) -> Response:
         if status == 429:
             return _json(429, RATE_LIMITED_BODY, {"Retry-After": str(retry_after or 15)})
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        return _json(
-            status, {"status": status, "error": _STATUS_TEXT.get(status, "Error")}, headers
-        )
+        body: dict[str, Any] = {"status": status, "error": _STATUS_TEXT.get(status, "Error")}
+        if detail is not None:
+            body["error_description"] = detail
+        return _json(status, body, headers)
 
     # ---------------------------------------------------------------- routing
 

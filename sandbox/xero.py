@@ -769,7 +769,7 @@ class FakeXero:
         self._next_number = 1
         self._idempotency: dict[tuple[str, str], _IdempotencyEntry] = {}
         self._faults: collections.deque[_Fault] = collections.deque()
-        self._fail: collections.deque[tuple[int, int | None]] = collections.deque()
+        self._fail: collections.deque[tuple[int, int | None, str | None]] = collections.deque()
 
         clock = self.settings.clock
         self._minute = SlidingWindow(self.settings.per_minute, 60.0, clock)
@@ -817,11 +817,18 @@ class FakeXero:
             self._faults.append(_Fault("hold", release))
         return release
 
-    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next ``count`` requests (any route) with ``status``."""
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        retry_after: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests (any route) with ``status``; ``detail``, when
+        given, is the problem's Detail."""
         with self._lock:
             for _ in range(count):
-                self._fail.append((status, retry_after))
+                self._fail.append((status, retry_after, detail))
 
     # ------------------------------------------------------------------ WSGI
 
@@ -1008,7 +1015,7 @@ class FakeXero:
             headers,
         )
 
-    def _injected(self, status: int, retry_after: int | None) -> _Reply:
+    def _injected(self, status: int, retry_after: int | None, detail: str | None) -> _Reply:
         headers: list[tuple[str, str]] = []
         if retry_after is not None:
             headers.append(("Retry-After", str(retry_after)))
@@ -1020,11 +1027,13 @@ class FakeXero:
         if status == 401:
             headers.append(("WWW-Authenticate", "Bearer"))
             return _json_reply(
-                401, _problem(401, "Unauthorized", "AuthenticationUnsuccessful"), headers
+                401,
+                _problem(401, "Unauthorized", detail or "AuthenticationUnsuccessful"),
+                headers,
             )
         if status == 403:
             return _json_reply(
-                403, _problem(403, "Forbidden", "AuthenticationUnsuccessful"), headers
+                403, _problem(403, "Forbidden", detail or "AuthenticationUnsuccessful"), headers
             )
         if status == 400:
             return _json_reply(
@@ -1042,7 +1051,7 @@ class FakeXero:
             reply.headers.extend(headers)
             return reply
         title = HTTP_STATUS_CODES.get(status, "Error")
-        return _json_reply(status, _problem(status, title, "Injected failure"), headers)
+        return _json_reply(status, _problem(status, title, detail or "Injected failure"), headers)
 
     # ------------------------------------------------------------------ routes
 

@@ -7,13 +7,18 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.interval import IntervalTrigger
+
 from core.config import HourbridgeConfig, ScheduleConfig, crontab_trigger
 from core.periods import Period
 
 
 def trigger_for(schedule: ScheduleConfig, tz: ZoneInfo) -> Any:
-    """The cron trigger (APScheduler's CronTrigger) of a schedule, evaluated in ``tz``, the
-    organisation's timezone; weekdays are numbered as in cron (0 or 7 = Sunday)."""
+    """The trigger of a schedule: its cron (APScheduler's CronTrigger) evaluated in ``tz``, the
+    organisation's timezone, weekdays numbered as in cron (0 or 7 = Sunday); or an interval."""
+    if schedule.cron is None:
+        assert schedule.interval_seconds is not None  # the config requires one of the two
+        return IntervalTrigger(seconds=schedule.interval_seconds, timezone=tz)
     return crontab_trigger(schedule.cron, tz)
 
 

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -26,15 +26,21 @@ from apscheduler.schedulers.background import (
 )
 from sqlalchemy import Engine
 
-from core.config import LoadedConfig, ScheduleConfig
+from core.alerts import alert_after_run
+from core.config import LoadedConfig, ScheduleConfig, crontab_trigger
 from core.db import open_database
 from core.errors import HourbridgeError
 from core.factory import build_profile
 from core.http import CallCounter
+from core.logging import Redactor
+from core.opsconfig import ServeConfig
 from core.periods import Period
+from core.progress import LogProgress
 from core.report import RunReport
+from core.retention import prune
 from core.sync import SyncEngine
 from core.tables import RunStatus
+from scheduler.health import HealthServer, Metrics, health
 from scheduler.schedule import period_for, scheduled_profiles, trigger_for
 
 log = structlog.get_logger("hourbridge.scheduler")
@@ -42,10 +48,16 @@ log = structlog.get_logger("hourbridge.scheduler")
 Clock = Callable[[], datetime]
 Echo = Callable[[str], None]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PRUNE_JOB = "__prune__"  # not a valid profile name, so never a profile's job id
+PRUNE_CRON = "17 3 * * *"  # daily, 03:17 in the organisation's timezone
 
 
 class DatabaseUnavailableError(HourbridgeError):
     """The configured database cannot be opened or migrated."""
+
+
+class EndpointError(HourbridgeError):
+    """The health and metrics endpoint cannot listen where asked (e.g. the port is taken)."""
 
 
 def _utcnow() -> datetime:
@@ -74,6 +86,9 @@ def run_profile(
     *,
     dry_run: bool = False,
     engine: Engine | None = None,
+    trigger: str = "manual",
+    retry_of: str | None = None,
+    only_invoices: frozenset[str] | None = None,
 ) -> RunReport:
     """Sync one profile for one period, exactly as ``hourbridge sync`` does (lease included).
 
@@ -84,7 +99,18 @@ def run_profile(
     calls = CallCounter()
     db = engine if engine is not None else connect(loaded)
     built = build_profile(loaded, profile_name, calls, engine=db)
-    return SyncEngine(db, built, api_calls=calls.as_dict).run(period, dry_run=dry_run)
+    progress = LogProgress(log.bind(profile=profile_name, period=str(period)))
+    report = SyncEngine(
+        db,
+        built,
+        api_calls=calls.as_dict,
+        counter=calls,
+        progress=progress,
+        scrub=Redactor(loaded.secrets).scrub,
+    ).run(period, dry_run=dry_run, trigger=trigger, retry_of=retry_of, only_invoices=only_invoices)
+    if not dry_run:
+        alert_after_run(loaded, db, report)  # never raises for a delivery failure
+    return report
 
 
 class Service:
@@ -110,6 +136,23 @@ class Service:
             timezone=self._tz,
             executors={"default": ThreadPoolExecutor(max_workers=1)},
         )
+        self.metrics = Metrics(engine, sorted(self.schedules), clock)
+        self._scrub = Redactor(loaded.secrets).scrub
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        """Each scheduled profile's next run, as APScheduler has it now."""
+        result: dict[str, datetime | None] = {}
+        for name in self.schedules:
+            job = self._scheduler.get_job(name) if self.alive else None
+            result[name] = job.next_run_time if job is not None else None
+        return result
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        return health(self._engine, self.alive, self.next_runs(), self._scrub)
 
     def start(self, *, run_at_start: bool = False) -> dict[str, datetime | None]:
         """Add the jobs, start the scheduler, and print and log each profile's next run."""
@@ -136,6 +179,16 @@ class Service:
                 **first,
             )
             upcoming[name] = trigger.get_next_fire_time(None, now)
+        # Retention: run events older than retention_days go, daily (never runs or the ledger).
+        self._scheduler.add_job(
+            self._prune,
+            trigger=crontab_trigger(PRUNE_CRON, self._tz),
+            id=PRUNE_JOB,
+            name="prune old run events",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=24 * 3600,
+        )
         self._scheduler.start()
         for name, when in upcoming.items():
             at = when.isoformat() if when is not None else "never (the cron cannot fire again)"
@@ -143,6 +196,17 @@ class Service:
             self._echo(f"{name}: next run at {at}{now_too}")
             log.info("schedule.next_run", profile=name, time=when.isoformat() if when else None)
         return upcoming
+
+    def _prune(self) -> None:
+        days = self._loaded.config.retention_days
+        try:
+            pruned = prune(self._engine, self._clock() - timedelta(days=days))
+        except Exception as exc:  # keep serving; the next day tries again
+            log.error("retention.failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        log.info(
+            "retention.pruned", events=pruned.events, alerts=pruned.alerts, retention_days=days
+        )
 
     def shutdown(self) -> None:
         """Stop scheduling; a run in progress is let finish first."""
@@ -156,7 +220,9 @@ class Service:
         bound = log.bind(profile=name, period=str(period))
         bound.info("schedule.run_start")
         try:
-            report = run_profile(self._loaded, name, period, engine=self._engine)
+            report = run_profile(
+                self._loaded, name, period, engine=self._engine, trigger="schedule"
+            )
         except HourbridgeError as exc:
             bound.error("schedule.run_done", status=RunStatus.FAILED.value, error=str(exc))
         except Exception as exc:  # keep serving: one broken run must not stop the schedule
@@ -166,6 +232,7 @@ class Service:
                 error=f"internal error: {type(exc).__name__}: {exc}",
             )
         else:
+            self.metrics.observe(report)
             bound.info(
                 "schedule.run_done",
                 status=report.status,
@@ -213,19 +280,33 @@ def serve(
     stop: threading.Event | None = None,
     clock: Clock = _utcnow,
     echo: Echo = _stdout,
+    endpoint: ServeConfig | None = None,
 ) -> None:
     """Run every scheduled profile on its cron until ``stop`` is set or SIGTERM/SIGINT
-    arrives; then let the current run finish and return."""
+    arrives; then let the current run finish and return. Meanwhile ``/healthz`` and
+    ``/metrics`` answer on ``endpoint`` (default: the config's ``serve``, 127.0.0.1)."""
     engine = connect(loaded)
     stop = stop if stop is not None else threading.Event()
     service = Service(loaded, engine, clock=clock, echo=echo)
+    where = endpoint if endpoint is not None else loaded.config.serve
+    try:
+        server = HealthServer(where.host, where.port, service.health, service.metrics.registry)
+    except OSError as exc:
+        engine.dispose()
+        raise EndpointError(
+            f"cannot serve /healthz and /metrics on {where.host}:{where.port}: {exc.strerror}"
+        ) from None
     with stop_on_signals(stop):
         try:
             service.start(run_at_start=run_at_start)
+            server.start()
+            echo(f"health: {server.url}/healthz  metrics: {server.url}/metrics")
+            log.info("serve.endpoint", url=server.url)
             while not stop.wait(0.5):
                 pass
             log.info("schedule.stopping", note="a run in progress finishes first")
         finally:
             service.shutdown()
+            server.stop()
             engine.dispose()
     log.info("schedule.stopped")

@@ -277,7 +277,17 @@ def test_serve_runs_at_start_then_stops_cleanly_on_sigterm(
     config = _scheduled_config(sandbox, db_url, tmp_path, "0 6 1 1 *")
     before = datetime.now(AKL)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "serve", "--config", str(config), "--run-at-start"],
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--run-at-start",
+            "--port",
+            "0",
+        ],
         cwd=ROOT,
         env=os.environ.copy(),
         stdout=subprocess.PIPE,

@@ -87,7 +87,9 @@ class ClockifySource:
         self.name = name
         self._config = config
         self._calls = calls
-        self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._policy = calls.counted(
+            policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
+        )
         self._clock = clock or (lambda: datetime.now(UTC))
         self._key = config.api_key.get_secret_value()
         self._session = session or requests.Session()

@@ -36,7 +36,9 @@ class HarvestSource:
         self.name = name
         self._config = config
         self._calls = calls
-        self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._policy = calls.counted(
+            policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
+        )
         self._budget = RateBudget(config.requests_per_15s, 15.0, sleep=self._policy.sleep)
         self._session = session or requests.Session()
         self._session.headers.update(

@@ -97,7 +97,9 @@ class QuickBooksTarget:
         self.name = name
         self._config = config
         self._calls = calls
-        self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._policy = calls.counted(
+            policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
+        )
         self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
         realm = config.realm_id or tokens.tenant
         if realm is None:

@@ -113,7 +113,9 @@ class TogglSource:
         self.name = name
         self._config = config
         self._calls = calls
-        self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
+        self._policy = calls.counted(
+            policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
+        )
         self._today = today
         self._session = session or requests.Session()
         self._session.auth = (config.api_token.get_secret_value(), "api_token")

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -41,6 +41,7 @@ from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
 
 SERVICE = "xero"
+WINDOW_MARGIN_SECONDS = 1.0
 PAGE_SIZE = 1000
 UNITDP = 4  # unit prices may carry up to 4 decimals (rates like 123.4567)
 MAX_DESCRIPTION = 4000  # a line item's Description
@@ -60,8 +61,14 @@ class XeroTarget:
         self.name = name
         self._config = config
         self._calls = calls
-        self._policy = policy or RetryPolicy(max_attempts=config.max_attempts)
-        self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
+        self._policy = calls.counted(
+            policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
+        )
+        # Xero counts a call when it arrives, a moment after we do: a second of margin keeps
+        # the window edge on our side instead of a 429 on theirs.
+        self._budget = RateBudget(
+            config.calls_per_minute, 60.0 + WINDOW_MARGIN_SECONDS, sleep=self._policy.sleep
+        )
         tenant = config.tenant_id or tokens.tenant
         if tenant is None:
             raise ConfigError(f"targets.{name}.tenant_id: no tenant (and no connection gives one)")
@@ -79,7 +86,11 @@ class XeroTarget:
             oauth2_token_saver=self._sdk_saved,
         )
         # No hidden retries: a PUT retried by urllib3 after a lost answer is invisible to us.
-        client.rest_client.pool_manager = urllib3.PoolManager(num_pools=4, maxsize=4, retries=False)
+        # The pool also reads Xero's limit headers from every answer, so the minute budget
+        # follows what Xero says is left (other apps on the tenant spend it too).
+        client.rest_client.pool_manager = _LimitWatchingPool(
+            self._note_limits, num_pools=4, maxsize=4, retries=False
+        )
         self._api = AccountingApi(client, base_url=str(config.base_url).rstrip("/"))
 
     # -- look-ups -------------------------------------------------------------------------
@@ -229,6 +240,11 @@ class XeroTarget:
     def _sdk_saved(self, _token: object) -> None:
         raise TerminalError(f"{self.name}: xero-python tried to refresh the token by itself")
 
+    def _note_limits(self, headers: Mapping[str, str]) -> None:
+        found = self._calls.note_limits(SERVICE, headers)
+        if "minute" in found:
+            self._budget.observe_remaining(found["minute"])
+
     def _pages(self, fetch: Callable[[int], list[Any] | None]) -> Iterator[list[Any]]:
         page = 1
         while True:
@@ -269,6 +285,19 @@ class XeroTarget:
                 raise TransientError(
                     f"{self.name}: no answer from Xero ({type(exc).__name__})"
                 ) from exc
+
+
+class _LimitWatchingPool(urllib3.PoolManager):
+    """A PoolManager that hands every answer's headers to ``observe``."""
+
+    def __init__(self, observe: Callable[[Mapping[str, str]], None], **kw: Any) -> None:
+        super().__init__(**kw)
+        self._observe = observe
+
+    def urlopen(self, *args: Any, **kw: Any) -> urllib3.BaseHTTPResponse:
+        response = super().urlopen(*args, **kw)
+        self._observe(response.headers)
+        return response
 
 
 def idempotency_key(body: object, create: bool, nonce: str) -> str:

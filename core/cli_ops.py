@@ -1,0 +1,196 @@
+"""Operator commands: ``hourbridge status``, ``runs retry``, ``runs prune``, and the options of
+``serve``'s health endpoint. Wired into the app by core/cli.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from core.alerts import format_money
+from core.cliutil import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigOpt,
+    JsonOpt,
+    database,
+    err,
+    fail,
+    load,
+    out,
+)
+from core.config import LoadedConfig
+from core.errors import ConfigError
+from core.opsconfig import ServeConfig
+from core.periods import Period
+from core.report import InvoiceAction, RunReport
+from core.retention import prune
+from core.tables import RunStatus, SyncRunRow
+
+
+def endpoint_options(loaded: LoadedConfig, host: str | None, port: int | None) -> ServeConfig:
+    """The config's ``serve`` section with the command line's --host/--port applied; a
+    non-loopback host is refused unless the config sets ``serve.allow_remote``."""
+    base = loaded.config.serve
+    if port is not None and not 0 <= port <= 65535:
+        raise fail(f"--port: {port} is not a port number (0-65535)")
+    try:
+        return ServeConfig(
+            host=host if host is not None else base.host,
+            port=port if port is not None else base.port,
+            allow_remote=base.allow_remote,
+        )
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise fail(f"--host: {message} (serve.allow_remote in {loaded.path})") from None
+
+
+def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Per profile: the last and next run, the money still waiting by reason, API calls today
+    against the day quota where one exists, and when each connection's token expires."""
+    from scheduler.status import build_status  # noqa: PLC0415  (keeps the CLI's start light)
+
+    loaded = load(config)
+    engine = database(loaded)
+    now = datetime.now(UTC)
+    profiles = build_status(loaded, engine, now)
+    if as_json:
+        data = {"generated_at": now.isoformat(), "profiles": [p.as_dict() for p in profiles]}
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    tz = loaded.config.organisation.tz
+    for p in profiles:
+        out.print(f"[bold]{p.name}[/]", highlight=False)
+        if p.last_run is None:
+            out.print("  last run: never", highlight=False)
+        else:
+            r = p.last_run
+            out.print(
+                f"  last run: {r.status} ({r.trigger}) {r.started_at.astimezone(tz):%Y-%m-%d %H:%M}"
+                f" for {r.period}, run {r.run_id}",
+                highlight=False,
+            )
+        nxt = p.next_run.isoformat() if p.next_run else "no schedule"
+        out.print(f"  next run: {nxt}", highlight=False)
+        if not p.pending:
+            out.print("  waiting: nothing", highlight=False)
+        for reason, money in sorted(p.pending.items()):
+            entries = p.pending_entries.get(reason)
+            count = f"{entries} entries, " if entries is not None else ""
+            out.print(f"  waiting ({reason}): {count}{format_money(money)}", highlight=False)
+        for provider, calls in p.calls_today.items():
+            left = p.quota_left.get(provider)
+            quota = f", {left} left of the day quota" if left is not None else ""
+            out.print(f"  api calls today (UTC): {provider} {calls}{quota}", highlight=False)
+        for name, when in p.tokens.items():
+            expiry = when.isoformat() if when else "unknown (token from the environment)"
+            out.print(f"  token {name}: expires {expiry}", highlight=False)
+
+
+def runs_retry(
+    run_id: Annotated[str, typer.Argument(help="The run to retry (`hourbridge runs list`).")],
+    config: ConfigOpt,
+    failed_only: Annotated[
+        bool,
+        typer.Option(
+            "--failed-only",
+            help="Push only the invoices that run failed to push; without it, the whole "
+            "profile and period run again (safe: the ledger never bills twice).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run a run's profile and period, recorded as a new run (trigger `retry`) linked to
+    it. With --failed-only, only that run's failed invoices are pushed again."""
+    from scheduler import service  # noqa: PLC0415
+
+    loaded = load(config)
+    engine = database(loaded)
+    with Session(engine) as session:
+        row = session.get(SyncRunRow, run_id)
+    if row is None:
+        raise fail(f"no run {run_id!r}; see `hourbridge runs list`")
+    if row.dry_run:
+        raise fail(f"run {run_id} was a preview (dry run): there is nothing to retry")
+    if row.status == RunStatus.RUNNING.value:
+        raise fail(f"run {run_id} is still running (or was interrupted); sync the period instead")
+    if row.profile not in loaded.config.profiles:
+        raise fail(f"run {run_id} synced profile {row.profile!r}, which {config} no longer has")
+    original = RunReport.from_json(row.report)
+    failed = frozenset(
+        inv.key for inv in original.invoices if inv.action == InvoiceAction.FAILED.value
+    )
+    only: frozenset[str] | None = None
+    if failed_only:
+        if row.status == RunStatus.SUCCEEDED.value:
+            err.print(f"run {run_id} succeeded: nothing failed, nothing to retry", highlight=False)
+            raise typer.Exit(EXIT_OK)
+        if row.status in (RunStatus.FAILED.value, RunStatus.INTERRUPTED.value):
+            why = "; ".join(original.errors) or "its process stopped"
+            err.print(
+                f"run {run_id} {row.status} as a whole ({why}): "
+                f"retrying all of profile {row.profile} for {row.period}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            only = failed
+            err.print(
+                f"retrying only the {len(failed)} invoice(s) run {run_id} failed to push "
+                f"({', '.join(sorted(failed))}); other invoices are left alone, and entries "
+                "waiting for a mapping wait for a normal sync",
+                highlight=False,
+                soft_wrap=True,
+            )
+    try:
+        report = service.run_profile(
+            loaded,
+            row.profile,
+            Period.parse(row.period),
+            engine=engine,
+            trigger="retry",
+            retry_of=run_id,
+            only_invoices=only,
+        )
+    except ConfigError as exc:
+        raise fail(f"{config}: {exc}") from None
+    if as_json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        out.print(
+            f"run {report.run_id} (retry of {run_id}): {report.status}; invoices "
+            f"{report.invoices_created} created, {report.invoices_updated} updated, "
+            f"{report.invoices_unchanged} unchanged, {report.invoices_failed} failed",
+            highlight=False,
+        )
+        for line in report.errors:
+            out.print(f"  error: {line}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
+
+
+def runs_prune(
+    config: ConfigOpt,
+    older_than_days: Annotated[
+        int | None,
+        typer.Option("--older-than-days", min=1, help="Override retention_days from the config."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
+) -> None:
+    """Delete run events and alert records older than retention_days (default 90). Runs, the
+    ledger and invoices are never touched."""
+    loaded = load(config)
+    engine = database(loaded)
+    days = older_than_days if older_than_days is not None else loaded.config.retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    pruned = prune(engine, cutoff, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"{verb} {pruned.events} run events and {pruned.alerts} alert records older than "
+        f"{days} days (before {cutoff:%Y-%m-%d %H:%M} UTC)",
+        highlight=False,
+    )

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core.alerts import format_money
 from core.cliutil import (
@@ -30,7 +30,8 @@ from core.opsconfig import ServeConfig
 from core.periods import Period
 from core.report import InvoiceAction, RunReport
 from core.retention import prune
-from core.tables import RunStatus, SyncRunRow
+from core.tables import OAuthConnectionRow, RunStatus, SyncRunRow
+from core.tokens import reconnect_command
 
 
 def endpoint_options(loaded: LoadedConfig, host: str | None, port: int | None) -> ServeConfig:
@@ -59,6 +60,8 @@ def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
     engine = database(loaded)
     now = datetime.now(UTC)
     profiles = build_status(loaded, engine, now)
+    with Session(engine) as session:
+        store_rows = {r.name: r for r in session.exec(select(OAuthConnectionRow)).all()}
     if as_json:
         data = {"generated_at": now.isoformat(), "profiles": [p.as_dict() for p in profiles]}
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
@@ -90,6 +93,14 @@ def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
         for name, when in p.tokens.items():
             expiry = when.isoformat() if when else "unknown (token from the environment)"
             out.print(f"  token {name}: expires {expiry}", highlight=False)
+        for name in p.reconnect:
+            row = store_rows.get(name)
+            provider = row.provider if row is not None else "xero|quickbooks"
+            out.print(
+                f"  [bold red]connection {name} needs re-authorising:[/] "
+                f"{reconnect_command(name, provider, config)}",
+                highlight=False,
+            )
 
 
 def runs_retry(

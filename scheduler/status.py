@@ -1,6 +1,7 @@
 """``hourbridge status``: the picture /healthz gives, for a person. Per profile: the last run
 and the next, the money still waiting by reason, API calls today against the day quota where
-a provider has one, and when each connection's token expires (once connections store tokens).
+a provider has one, and when each connection's token expires (and whether it must be
+connected again).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from sqlmodel import Session, col, select
 
 from core.config import LoadedConfig
 from core.report import InvoiceAction, RunReport
-from core.tables import LedgerRow, SourceEntryRow, SyncRunRow
+from core.tables import (
+    ConnectionStatus,
+    LedgerRow,
+    OAuthConnectionRow,
+    SourceEntryRow,
+    SyncRunRow,
+)
 from scheduler.health import LastRun, last_runs
 from scheduler.schedule import next_fire_times
 
@@ -24,15 +31,31 @@ from scheduler.schedule import next_fire_times
 # we can count against; QuickBooks and Harvest limit per minute or per 15 s only.
 DAY_QUOTAS: dict[str, int] = {"xero": 5000}
 
-# When a connection's access token expires, if known. The OAuth connections (planned, another
-# branch) plug in here: given the target's or source's name and its config, return the expiry.
+# When a source's or target's access token expires, if known: given its name and config.
 TokenExpiry = Callable[[str, Any], datetime | None]
 
 
 def no_token_expiry(name: str, config: Any) -> datetime | None:
-    """Until connections store their OAuth tokens, access tokens come from the environment and
-    their expiry is unknown."""
+    """A token from the environment or a file: its expiry is unknown."""
     return None
+
+
+def stored_connection(engine: Engine, config: Any) -> OAuthConnectionRow | None:
+    """The stored OAuth connection a target uses (``connection: NAME``), if any. Reads only
+    plain columns (expiry, status): no decryption key is needed to look."""
+    name = getattr(config, "connection", None)
+    if not isinstance(name, str):
+        return None
+    with Session(engine) as session:
+        return session.get(OAuthConnectionRow, name)
+
+
+def stored_token_expiry(engine: Engine) -> TokenExpiry:
+    def expiry(name: str, config: Any) -> datetime | None:
+        row = stored_connection(engine, config)
+        return row.expires_at if row is not None else None
+
+    return expiry
 
 
 @dataclass
@@ -46,6 +69,7 @@ class ProfileStatus:
     calls_today: dict[str, int] = field(default_factory=dict)
     quota_left: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, datetime | None] = field(default_factory=dict)
+    reconnect: list[str] = field(default_factory=list)  # connections needing `connect` again
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +87,7 @@ class ProfileStatus:
             "token_expires": {
                 name: when.isoformat() if when else None for name, when in self.tokens.items()
             },
+            "connections_needing_reauth": self.reconnect,
         }
 
 
@@ -129,9 +154,11 @@ def build_status(
     loaded: LoadedConfig,
     engine: Engine,
     now: datetime,
-    token_expiry: TokenExpiry = no_token_expiry,
+    token_expiry: TokenExpiry | None = None,
 ) -> list[ProfileStatus]:
+    """``token_expiry`` defaults to the expiry of each target's stored OAuth connection."""
     config = loaded.config
+    expiry_of = token_expiry or stored_token_expiry(engine)
     upcoming = next_fire_times(config, now)
     names = sorted(config.profiles)
     runs = last_runs(engine, names)
@@ -166,6 +193,9 @@ def build_status(
                     status.quota_left[provider] = windows["day"]
         for connection in [*profile.source_names, profile.target]:
             settings = config.sources.get(connection) or config.targets.get(connection)
-            status.tokens[connection] = token_expiry(connection, settings)
+            status.tokens[connection] = expiry_of(connection, settings)
+            stored = stored_connection(engine, settings)
+            if stored is not None and stored.status == ConnectionStatus.NEEDS_REAUTH.value:
+                status.reconnect.append(stored.name)
         result.append(status)
     return result

@@ -258,3 +258,34 @@ def test_several_organisations_the_user_picks_one(
         assert unknown.code == 2 and "is not among the connected ones" in unknown.stderr
     finally:
         running.stop()
+
+
+def test_status_shows_the_stored_token_expiry_and_a_connection_to_reconnect(
+    oauth_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'hb.db'}"
+    set_env(monkeypatch, oauth_sandbox)
+    config = oauth_config(oauth_sandbox, db_url, tmp_path)
+    result, _ = connect_cli(monkeypatch, config)
+    assert result.code == 0, result.stderr
+    engine = open_database(load_config(config).database_url)
+    with Session(engine) as session:
+        row = session.get(OAuthConnectionRow, CONNECTION)
+        assert row is not None
+        expires = row.expires_at
+
+    healthy = run_cli("status", "--config", config, "--json").json()
+    profile = healthy["profiles"][0]
+    assert profile["token_expires"]["xero"] == expires.isoformat()
+    assert profile["connections_needing_reauth"] == []
+
+    with Session(engine) as session:
+        row = session.get(OAuthConnectionRow, CONNECTION)
+        assert row is not None
+        row.status = ConnectionStatus.NEEDS_REAUTH.value
+        session.add(row)
+        session.commit()
+    dead = run_cli("status", "--config", config, "--json").json()
+    assert dead["profiles"][0]["connections_needing_reauth"] == [CONNECTION]
+    text = run_cli("status", "--config", config)
+    assert f"hourbridge connect xero --name {CONNECTION}" in text.stdout

@@ -156,6 +156,13 @@ class ProfileConfig(_Section):
         "(5 fields, organisation's timezone), `period` (previous or current month), "
         "`misfire_grace_seconds` (default 3600)",
     )
+    drift: Literal["flag", "adjustment", "credit_note"] = Field(
+        default="flag",
+        description="an entry edited or deleted after its invoice left DRAFT: flag (record it "
+        "for review, push nothing), adjustment (a line with the delta on the next invoice to "
+        "that contact and currency) or credit_note (a DRAFT credit note for a reduction, Xero "
+        "only; an increase becomes an adjustment line)",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> ProfileConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.base import AccountingTarget, TrackerSource
+from connectors.base import AccountingTarget, CreditNoteTarget, TrackerSource
 from connectors.registry import BuildContext, Role, installed
 from core.config import LoadedConfig
 from core.errors import ConfigError
@@ -36,6 +36,11 @@ def build_profile(
     target = _build("target", ctx, profile.target, cfg.targets[profile.target])
     if not isinstance(target, AccountingTarget):
         raise ConfigError(f"targets.{profile.target}: its connector did not build a target")
+    if profile.drift == "credit_note" and not isinstance(target, CreditNoteTarget):
+        raise ConfigError(
+            f"profiles.{name}.drift: credit_note needs a target that takes credit notes "
+            f"(Xero); targets.{profile.target} does not"
+        )
     return Profile(
         name=name,
         sources=tuple(sources),
@@ -43,4 +48,5 @@ def build_profile(
         rules=profile.mapping,
         reference_prefix=profile.reference_prefix,
         due_days=profile.due_days,
+        drift=profile.drift,
     )

@@ -291,3 +291,19 @@ def test_credit_note_mode_needs_a_target_that_takes_credit_notes(
     assert result.code == 2
     message = result.stderr.strip()
     assert "profiles.agency-monthly.drift" in message and len(message.splitlines()) == 1
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_notes_only_edit_is_noted_once_and_bills_nothing(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = _config(sandbox, db_url, tmp_path, drift="adjustment")
+    _bill_and_authorise(sandbox, config)
+    entry = _acme_entries(sandbox)[0]
+    sandbox.harvest.edit_entry(entry["id"], notes="Reworded after the invoice went out")
+    report = _sync(config)
+    assert report["invoices_created"] == 0
+    [drift] = report["drifts"]
+    assert drift["handling"] == "noted"
+    assert (Decimal(drift["delta_hours"]), Decimal(drift["delta_amount"])) == (0, 0)
+    assert _sync(config)["drifts"] == []

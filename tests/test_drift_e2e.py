@@ -307,3 +307,42 @@ def test_a_notes_only_edit_is_noted_once_and_bills_nothing(
     assert drift["handling"] == "noted"
     assert Decimal(drift["delta_hours"]) == Decimal(drift["delta_amount"]) == Decimal(0)
     assert _sync(config)["drifts"] == []
+
+
+@pytest.mark.usefixtures("tokens")
+def test_quickbooks_a_sent_invoice_gets_its_drift_as_an_adjustment_on_the_next_invoice(
+    sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUICKBOOKS_ACCESS_TOKEN", sandbox.quickbooks.settings.access_token)
+    data = quickbooks_config(sandbox, db_url)
+    data["profiles"]["agency-monthly"]["drift"] = "adjustment"
+    config = write_config(tmp_path / "q.yaml", data)
+    _sync(config)
+    acme = next(c["name"] for c in sandbox.month.clients if c["id"] == ACME)
+    customer = next(
+        c["Id"] for c in sandbox.quickbooks.lists["Customer"].values() if c["DisplayName"] == acme
+    )
+    [sent] = [
+        i
+        for i, inv in sandbox.quickbooks.invoices.items()
+        if inv["CustomerRef"]["value"] == customer
+    ]
+    sandbox.quickbooks.set_sent(sent)
+    before = dict(sandbox.quickbooks.invoices[sent])
+    entry = _acme_entries(sandbox)[0]
+    sandbox.harvest.edit_entry(entry["id"], hours=float(_hours(entry) + 1))
+
+    report = _sync(config)
+    assert report["invoices_created"] == 1 and report["errors"] == []
+    assert sandbox.quickbooks.invoices[sent] == before
+    [fresh] = [
+        inv
+        for i, inv in sandbox.quickbooks.invoices.items()
+        if inv["CustomerRef"]["value"] == customer and i != sent
+    ]
+    [line] = [li for li in fresh["Line"] if li["DetailType"] == "SalesItemLineDetail"]
+    assert Decimal(str(line["SalesItemLineDetail"]["Qty"])) == 1
+    assert Decimal(str(line["Amount"])) == _cents(_rate(entry))
+    [drift] = report["drifts"]
+    assert drift["handling"] == "adjustment" and Decimal(drift["delta_hours"]) == 1
+    assert _sync(config)["invoices_created"] == 0

@@ -160,8 +160,8 @@ class ProfileConfig(_Section):
         default="flag",
         description="an entry edited or deleted after its invoice left DRAFT: flag (record it "
         "for review, push nothing), adjustment (a line with the delta on the next invoice to "
-        "that contact and currency) or credit_note (a DRAFT credit note for a reduction, Xero "
-        "only; an increase becomes an adjustment line)",
+        "that contact and currency) or credit_note (a reduction becomes a DRAFT credit note in "
+        "Xero or a CreditMemo in QuickBooks; an increase becomes an adjustment line)",
     )
 
     @model_validator(mode="after")

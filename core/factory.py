@@ -39,7 +39,7 @@ def build_profile(
     if profile.drift == "credit_note" and not isinstance(target, CreditNoteTarget):
         raise ConfigError(
             f"profiles.{name}.drift: credit_note needs a target that takes credit notes "
-            f"(Xero); targets.{profile.target} does not"
+            f"(Xero or QuickBooks); targets.{profile.target} does not"
         )
     return Profile(
         name=name,

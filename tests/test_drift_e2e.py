@@ -281,16 +281,18 @@ def test_a_dry_run_lists_the_drift_and_records_nothing(
 
 @pytest.mark.usefixtures("tokens")
 def test_credit_note_mode_needs_a_target_that_takes_credit_notes(
-    sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, db_url: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("QUICKBOOKS_ACCESS_TOKEN", sandbox.quickbooks.settings.access_token)
-    data = quickbooks_config(sandbox, db_url)
+    data = sandbox_config(sandbox, db_url)
+    data["targets"] = {"files": {"type": "xero_csv", "directory": "out"}}
+    data["profiles"]["agency-monthly"]["target"] = "files"
     data["profiles"]["agency-monthly"]["drift"] = "credit_note"
-    config = write_config(tmp_path / "q.yaml", data)
+    config = write_config(tmp_path / "f.yaml", data)
     result = run_cli("sync", "--config", config, "--period", PERIOD)
     assert result.code == 2
     message = result.stderr.strip()
     assert "profiles.agency-monthly.drift" in message and len(message.splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing pulled or written
 
 
 @pytest.mark.usefixtures("tokens")
@@ -346,3 +348,37 @@ def test_quickbooks_a_sent_invoice_gets_its_drift_as_an_adjustment_on_the_next_i
     [drift] = report["drifts"]
     assert drift["handling"] == "adjustment" and Decimal(drift["delta_hours"]) == 1
     assert _sync(config)["invoices_created"] == 0
+
+
+@pytest.mark.usefixtures("tokens")
+def test_quickbooks_a_reduction_on_a_sent_invoice_becomes_one_credit_memo(
+    sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUICKBOOKS_ACCESS_TOKEN", sandbox.quickbooks.settings.access_token)
+    data = quickbooks_config(sandbox, db_url)
+    data["profiles"]["agency-monthly"]["drift"] = "credit_note"
+    config = write_config(tmp_path / "q.yaml", data)
+    _sync(config)
+    acme = next(c["name"] for c in sandbox.month.clients if c["id"] == ACME)
+    customer = next(
+        c["Id"] for c in sandbox.quickbooks.lists["Customer"].values() if c["DisplayName"] == acme
+    )
+    invoices = sandbox.quickbooks.invoices
+    [sent] = [i for i, inv in invoices.items() if inv["CustomerRef"]["value"] == customer]
+    sandbox.quickbooks.set_sent(sent)
+    gone = _acme_entries(sandbox)[0]
+    sandbox.harvest.delete_entry(gone["id"])
+
+    report = _sync(config)
+    assert report["invoices_created"] == 0 and report["errors"] == []
+    [memo] = sandbox.quickbooks.credit_memos.values()
+    assert memo["CustomerRef"]["value"] == customer
+    assert str(memo["PrivateNote"]).startswith("hb/agency-monthly/cn/")
+    [line] = [li for li in memo["Line"] if li["DetailType"] == "SalesItemLineDetail"]
+    assert Decimal(str(line["SalesItemLineDetail"]["Qty"])) == _hours(gone)
+    assert Decimal(str(line["Amount"])) == _cents(_hours(gone) * _rate(gone))
+    [drift] = report["drifts"]
+    assert drift["handling"] == "credit_note" and memo["PrivateNote"] in drift["outcome"]
+
+    again = _sync(config)
+    assert len(sandbox.quickbooks.credit_memos) == 1 and again["drifts"] == []

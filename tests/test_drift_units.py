@@ -167,3 +167,81 @@ def test_the_fake_xero_refuses_bad_credit_notes(
     assert answer.status_code == 400
     assert expected in answer.text
     assert not sandbox.xero.credit_notes
+
+
+# -- the fake QuickBooks' credit memos -----------------------------------------------------------
+
+
+def _qbo(sandbox: Sandbox, body: Any) -> requests.Response:
+    qbo = sandbox.quickbooks
+    return requests.post(
+        f"{sandbox.quickbooks_url}/v3/company/{qbo.settings.realm_id}/creditmemo",
+        params={"minorversion": "75"},
+        data=json.dumps(body),
+        headers={
+            "Authorization": f"Bearer {qbo.settings.access_token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        },
+        timeout=10,
+    )
+
+
+def _memo(sandbox: Sandbox, **changes: Any) -> dict[str, Any]:
+    qbo = sandbox.quickbooks
+    customer = next(iter(qbo.lists["Customer"].values()))
+    item = next(iter(qbo.lists["Item"].values()))
+    tax = next(iter(qbo.lists["TaxCode"].values()))
+    return {
+        "CustomerRef": {"value": customer["Id"]},
+        "CurrencyRef": {"value": customer["CurrencyRef"]["value"]},
+        "TxnDate": "2026-10-31",
+        "PrivateNote": "hb/p/cn/0123456789ab",
+        "Line": [
+            {
+                "DetailType": "SalesItemLineDetail",
+                "Amount": 150,
+                "Description": "Credit",
+                "SalesItemLineDetail": {
+                    "ItemRef": {"value": item["Id"]},
+                    "TaxCodeRef": {"value": tax["Id"]},
+                    "Qty": 1.5,
+                    "UnitPrice": 100,
+                },
+            }
+        ],
+    } | changes
+
+
+def test_the_fake_quickbooks_creates_and_queries_credit_memos(sandbox: Sandbox) -> None:
+    answer = _qbo(sandbox, _memo(sandbox))
+    assert answer.status_code == 200, answer.text
+    memo = answer.json()["CreditMemo"]
+    assert Decimal(str(memo["RemainingCredit"])) >= Decimal("150.00")
+    assert "DueDate" not in memo
+    assert memo["Id"] in sandbox.quickbooks.credit_memos and not sandbox.quickbooks.invoices
+    qbo = sandbox.quickbooks
+    found = requests.get(
+        f"{sandbox.quickbooks_url}/v3/company/{qbo.settings.realm_id}/query",
+        params={"query": "SELECT * FROM CreditMemo", "minorversion": "75"},
+        headers={"Authorization": f"Bearer {qbo.settings.access_token}"},
+        timeout=10,
+    ).json()["QueryResponse"]
+    assert [m["Id"] for m in found["CreditMemo"]] == [memo["Id"]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"DueDate": "2026-11-30"}, 'Unrecognized field \\"DueDate\\"'),
+        ({"Id": "77", "SyncToken": "0"}, "only creates credit memos"),
+        ({"Line": "none"}, "an array is expected"),
+    ],
+)
+def test_the_fake_quickbooks_refuses_bad_credit_memos(
+    sandbox: Sandbox, changes: dict[str, Any], expected: str
+) -> None:
+    answer = _qbo(sandbox, _memo(sandbox, **changes))
+    assert answer.status_code == 400
+    assert expected in answer.text
+    assert not sandbox.quickbooks.credit_memos

@@ -95,6 +95,7 @@ class DriftBook:
         # detected or handled in this run; the row as last seen, for a dry run's report
         self._touched: dict[DriftKey, DriftRow] = {}
         self._drafts: list[DriftSummary] = []
+        self._last: dict[tuple[str, str], DriftRow] | None = None
 
     # -- detection (during planning) --------------------------------------------------------
 
@@ -102,14 +103,16 @@ class DriftBook:
         self, session: Session, entry: SourceEntry, lrow: LedgerRow, invoice: InvoiceRow
     ) -> None:
         """``entry`` is billed on ``invoice``, which left DRAFT: record a drift if it moved."""
-        self._entries[(entry.source, entry.source_id)] = entry
         if lrow.confirmed_hash is None:
             return  # never reached the target: the engine bills it anew
-        history = self._history(session, entry.source, entry.source_id)
-        last = history[-1] if history else None
+        key = (entry.source, entry.source_id)
+        last = self._latest(session).get(key)
         known_hash = last.entry_hash if last else lrow.entry_hash
+        if last is not None:
+            self._entries[key] = entry  # its drifts may need it to price their lines
         if entry.content_hash == known_hash:
             return
+        self._entries[key] = entry
         hours_before = last.hours_after if last else lrow.quantity
         price_before = last.price_after if last else lrow.unit_price
         hours_after, price_after, problem = self._position(entry, price_before)
@@ -150,6 +153,7 @@ class DriftBook:
         )
         session.add(row)
         self._touched[drift_key(row)] = row
+        self._latest(session)[key] = row
 
     def check_draft(self, entry: SourceEntry, lrow: LedgerRow, invoice: InvoiceRow) -> None:
         """``entry`` is on a DRAFT of ours that this run rebuilds: report the change."""
@@ -184,15 +188,18 @@ class DriftBook:
             return entry.quantity, price, "cannot price it now: " + ", ".join(mapped.missing)
         return entry.quantity, mapped.unit_price, None
 
-    @staticmethod
-    def _history(session: Session, source: str, source_id: str) -> list[DriftRow]:
-        return list(
-            session.exec(
+    def _latest(self, session: Session) -> dict[tuple[str, str], DriftRow]:
+        """Each entry's latest drift, read once per run (one query, not one per entry)."""
+        if self._last is None:
+            self._last = {}
+            rows = session.exec(
                 select(DriftRow)
-                .where(DriftRow.source == source, DriftRow.source_id == source_id)
+                .where(DriftRow.profile == self._profile)
                 .order_by(col(DriftRow.seq))
             )
-        )
+            for row in rows:
+                self._last[(row.source, row.source_id)] = row
+        return self._last
 
     # -- adjustments (planning) ------------------------------------------------------------
 
@@ -344,9 +351,6 @@ class DriftBook:
         row.updated_at = self._clock()
         session.add(row)
         self._touched[drift_key(row)] = row
-
-    def remember(self, entry: SourceEntry) -> None:
-        self._entries[(entry.source, entry.source_id)] = entry
 
     # -- the report --------------------------------------------------------------------------
 

@@ -453,7 +453,6 @@ class SyncEngine:
     ) -> bool:
         """True if the entry is billed on an invoice this run may not touch: one that left
         DRAFT (an edit there is a drift, see core.drift), or another period's."""
-        self._drifts.remember(entry)
         if current.status == InvoiceStatus.LOCKED.value:
             self._drifts.check_locked(session, entry, lrow, current)
             return True

@@ -39,7 +39,14 @@ from core.invoices import InvoicePlan, PlannedLine
 from core.model import SourceEntry
 from core.money import ZERO, cents
 from core.report import DriftSummary
-from core.tables import DriftRow, DriftState, InvoiceRow, InvoiceStatus, LedgerRow
+from core.tables import (
+    DriftRow,
+    DriftState,
+    InvoiceRow,
+    InvoiceStatus,
+    LedgerRow,
+    SourceEntryRow,
+)
 from mapping.resolver import MappedEntry, Resolver, Unmapped
 
 
@@ -50,6 +57,7 @@ class DriftMode(StrEnum):
 
 
 DRAFT_UPDATED = "draft_updated"  # the handling reported for an edit on a DRAFT invoice
+DRAFT_ELSEWHERE = "draft_of_other_period"  # an edit on a DRAFT of a period not being synced
 
 NEXT_STEPS = {
     DriftState.OPEN.value: "it goes on the next invoice to this contact and currency",
@@ -61,12 +69,36 @@ NEXT_STEPS = {
     ),
     DriftState.NOTED.value: "nothing to bill: hours and price are unchanged",
     DRAFT_UPDATED: "review the updated DRAFT before approving it",
+    DRAFT_ELSEWHERE: "run `hourbridge sync --period {period}` to update that DRAFT",
 }
 
 Slot = tuple[str, str]  # (contact reference as stored on the invoice row, currency)
 
 
 DriftKey = tuple[str, str, int]  # (source, source_id, seq): a drift's primary key
+
+
+def changed_elsewhere(session: Session, profile: str, period: str) -> list[str]:
+    """Other periods whose invoices, not known to have left DRAFT, hold a billed entry that
+    changed since: their state in the target must be looked up to handle it."""
+    query = (
+        select(InvoiceRow.period)
+        .join(LedgerRow, col(LedgerRow.invoice_key) == col(InvoiceRow.key))
+        .join(
+            SourceEntryRow,
+            (col(SourceEntryRow.source) == col(LedgerRow.source))
+            & (col(SourceEntryRow.source_id) == col(LedgerRow.source_id)),
+        )
+        .where(
+            InvoiceRow.profile == profile,
+            InvoiceRow.period != period,
+            InvoiceRow.status != InvoiceStatus.LOCKED.value,
+            col(LedgerRow.confirmed_hash).is_not(None),
+            col(SourceEntryRow.content_hash) != col(LedgerRow.entry_hash),
+        )
+        .distinct()
+    )
+    return sorted(session.exec(query))
 
 
 def drift_key(row: DriftRow) -> DriftKey:
@@ -155,10 +187,20 @@ class DriftBook:
         self._touched[drift_key(row)] = row
         self._latest(session)[key] = row
 
-    def check_draft(self, entry: SourceEntry, lrow: LedgerRow, invoice: InvoiceRow) -> None:
-        """``entry`` is on a DRAFT of ours that this run rebuilds: report the change."""
+    def check_draft(
+        self, entry: SourceEntry, lrow: LedgerRow, invoice: InvoiceRow, *, this_run: bool
+    ) -> None:
+        """``entry`` is on a DRAFT of ours: report the change. ``this_run``: the run rebuilds
+        that draft (its period is the one synced); else it waits for its period's sync."""
         if lrow.confirmed_hash is None or entry.content_hash == lrow.entry_hash:
             return
+        handling = DRAFT_UPDATED if this_run else DRAFT_ELSEWHERE
+        name = invoice.number or invoice.key
+        outcome = (
+            f"the DRAFT {name} is updated in place"
+            if this_run
+            else f"the DRAFT {name} of {invoice.period} still holds the old version"
+        )
         hours_after, price_after, _problem = self._position(entry, lrow.unit_price)
         before = cents(lrow.quantity * lrow.unit_price)
         self._drafts.append(
@@ -173,9 +215,9 @@ class DriftBook:
                 delta_hours=hours_after - lrow.quantity,
                 delta_amount=cents(hours_after * price_after) - before,
                 currency=invoice.currency,
-                handling=DRAFT_UPDATED,
-                outcome=f"the DRAFT {invoice.number or invoice.key} is updated in place",
-                next_step=NEXT_STEPS[DRAFT_UPDATED],
+                handling=handling,
+                outcome=outcome,
+                next_step=NEXT_STEPS[handling].format(period=invoice.period),
             )
         )
 

@@ -32,7 +32,7 @@ from connectors.base import (
     TrackerSource,
 )
 from core import ledger
-from core.drift import DriftBook, DriftKey
+from core.drift import DriftBook, DriftKey, changed_elsewhere
 from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
@@ -148,9 +148,7 @@ class SyncEngine:
                 report.entries_pulled += self._pull(source, period, report)
             self.lease.renew()
             directory = self._p.target.load_directory()
-            remote = self._p.target.find_invoices(
-                reference_prefix(self._p.reference_prefix, self._p.name, period), period
-            )
+            remote = self._p.target.find_invoices(self._prefix(period), period)
             planned = self._reconcile_and_plan(period, directory, remote, report)
             actions = self._decide(planned.plans, remote)
             report.unmapped = sorted(
@@ -198,7 +196,17 @@ class SyncEngine:
         remote: dict[str, RemoteInvoice],
         report: RunReport,
     ) -> _Plan:
+        # An entry billed on another period's invoice changed: that invoice may have left
+        # DRAFT since its period was synced. Look it up, so the change is handled now.
         with Session(self._engine) as session:
+            stale = changed_elsewhere(session, self._p.name, str(period))
+        others = [Period.parse(text) for text in stale]
+        elsewhere = [
+            (other, self._p.target.find_invoices(self._prefix(other), other)) for other in others
+        ]
+        with Session(self._engine) as session:
+            for other, found in elsewhere:
+                self._reconcile(session, other, found, report)
             self._reconcile(session, period, remote, report)
             planned = self._plan(session, period, directory, report)
             if report.dry_run:
@@ -207,6 +215,9 @@ class SyncEngine:
             else:
                 session.commit()
         return planned
+
+    def _prefix(self, period: Period) -> str:
+        return reference_prefix(self._p.reference_prefix, self._p.name, period)
 
     def _report_drifts(self, report: RunReport, session: Session | None) -> None:
         report.drifts = self._drifts.summaries(session)
@@ -456,10 +467,9 @@ class SyncEngine:
         if current.status == InvoiceStatus.LOCKED.value:
             self._drifts.check_locked(session, entry, lrow, current)
             return True
-        if current.period != str(period):
-            return True
-        self._drifts.check_draft(entry, lrow, current)
-        return False
+        this_run = current.period == str(period)
+        self._drifts.check_draft(entry, lrow, current, this_run=this_run)
+        return not this_run
 
     def _entries(self, session: Session) -> Iterator[tuple[SourceEntry, LedgerRow | None]]:
         """Every stored entry of the profile's sources, with its ledger row if it has one."""

@@ -382,3 +382,42 @@ def test_quickbooks_a_reduction_on_a_sent_invoice_becomes_one_credit_memo(
 
     again = _sync(config)
     assert len(sandbox.quickbooks.credit_memos) == 1 and again["drifts"] == []
+
+
+@pytest.mark.usefixtures("tokens")
+def test_an_edit_to_last_months_approved_invoice_is_adjusted_on_this_months(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = _config(sandbox, db_url, tmp_path, drift="adjustment")
+    _sync(config)
+    [october] = _acme_invoices(sandbox)
+    first, second = _acme_entries(sandbox)[:2]
+
+    # October's invoice is still a DRAFT: syncing November says so, and October's sync fixes it
+    sandbox.harvest.edit_entry(first["id"], hours=float(_hours(first) + 1))
+    nov = run_cli("sync", "--config", config, "--period", "2026-11", "--json").json()
+    [drift] = nov["drifts"]
+    assert drift["handling"] == "draft_of_other_period" and "2026-11" not in drift["outcome"]
+    assert "--period 2026-10" in drift["next_step"]
+    assert _sync(config)["invoices_updated"] == 1
+
+    # approved in Xero after that; an entry of October is edited during November
+    sandbox.xero.set_status(october["InvoiceID"], "AUTHORISED")
+    locked = dict(sandbox.xero.invoices[october["InvoiceID"]])
+    sandbox.harvest.edit_entry(second["id"], hours=float(_hours(second) + 1))
+    report = run_cli("sync", "--config", config, "--period", "2026-11", "--json").json()
+    [drift] = report["drifts"]
+    assert drift["handling"] == "adjustment" and "hb/agency-monthly/2026-11/" in drift["outcome"]
+    assert sandbox.xero.invoices[october["InvoiceID"]] == locked
+    november = [
+        inv
+        for inv in _acme_invoices(sandbox)
+        if str(inv["Reference"]).startswith("hb/agency-monthly/2026-11/")
+    ]
+    [line] = [
+        li
+        for n in november
+        for li in n["LineItems"]
+        if october["InvoiceNumber"] in li["Description"]
+    ]
+    assert Decimal(str(line["Quantity"])) == 1 and Decimal(str(line["UnitAmount"])) == _rate(second)

@@ -421,3 +421,26 @@ def test_an_edit_to_last_months_approved_invoice_is_adjusted_on_this_months(
         if october["InvoiceNumber"] in li["Description"]
     ]
     assert Decimal(str(line["Quantity"])) == 1 and Decimal(str(line["UnitAmount"])) == _rate(second)
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_lost_answer_never_doubles_an_adjustment(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    data = sandbox_config(sandbox, db_url)
+    data["profiles"]["agency-monthly"]["drift"] = "adjustment"
+    data["targets"]["xero"]["max_attempts"] = 1
+    config = write_config(tmp_path / "c.yaml", data)
+    locked = _bill_and_authorise(sandbox, config)
+    entry = _acme_entries(sandbox)[0]
+    sandbox.harvest.edit_entry(entry["id"], hours=float(_hours(entry) + 1))
+    sandbox.xero.drop_after_commit()  # the invoice with the adjustment lands; its answer is lost
+    lost = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert lost.code == 1
+    assert len(_acme_invoices(sandbox)) == 2
+
+    settled = _sync(config)
+    assert (settled["invoices_created"], settled["invoices_updated"]) == (0, 0)
+    [fresh] = [inv for inv in _acme_invoices(sandbox) if inv["InvoiceID"] != locked["InvoiceID"]]
+    assert [Decimal(str(li["Quantity"])) for li in fresh["LineItems"]] == [1]
+    assert _sync(config)["drifts"] == []

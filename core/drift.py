@@ -458,6 +458,12 @@ def _summary(row: DriftRow, entry: SourceEntry | None) -> DriftSummary:
         kind = "credit note" if row.settled_by and "/cn/" in row.settled_by else "invoice"
         verb = "on" if state is DriftState.SETTLED else "sent with, unconfirmed,"
         outcome = f"{verb} {kind} {row.settled_by}"
+    elif (
+        state is DriftState.OPEN
+        and row.mode == DriftMode.CREDIT_NOTE.value
+        and (row.delta_amount < ZERO)
+    ):
+        outcome = "waits for its credit note: the next run tries again"
     elif state is DriftState.OPEN:
         outcome = "waits for the next invoice to this contact and currency"
     elif state is DriftState.FLAGGED:

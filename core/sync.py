@@ -678,13 +678,17 @@ class SyncEngine:
                 )
                 if plan is None or not plan.lines:
                     continue  # its mapping is gone: it stays open and is reported
+                if contact is None:
+                    self._drifts.mark(session, row, DriftState.OPEN, None)
+                    _credit_failed(report, plan, f"contact {row.contact} not found in the target")
+                    continue
                 self._drifts.mark(session, row, DriftState.PUSHED, key)
                 plans.append((plan, pk))
             session.commit()
         if not plans:
             return
-        by_key = dict(plans)
-        drift_of = {plan.key: pk for plan, pk in by_key.items()}
+        drift_of = {plan.key: pk for plan, pk in plans}
+        plans_by_key = {plan.key: plan for plan, _pk in plans}
         for result in target.push_credit_notes([plan for plan, _pk in plans]):
             with Session(self._engine) as session:
                 row = session.get(DriftRow, drift_of[result.key])
@@ -694,8 +698,7 @@ class SyncEngine:
                 else:
                     message = "; ".join(result.errors)
                     self._drifts.mark(session, row, DriftState.OPEN, None)
-                    report.errors.append(f"credit note {result.key}: {message}")
-                    log.warning("credit_note.rejected", key=result.key, errors=message)
+                    _credit_failed(report, plans_by_key[result.key], message)
                 session.commit()
 
     # -- 5. tell the trackers -------------------------------------------------------------
@@ -774,6 +777,26 @@ class SyncEngine:
                     )
                 )
             session.commit()
+
+
+def _credit_failed(report: RunReport, plan: CreditNotePlan, message: str) -> None:
+    """A credit note not made: counted as a failed document (the run is partial, with a
+    target_rejected event); its drift stays open and the next run tries again."""
+    report.errors.append(f"credit note {plan.key} ({plan.contact_name}): {message}")
+    log.warning("credit_note.rejected", key=plan.key, errors=message)
+    report.invoices_failed += 1
+    report.invoices.append(
+        InvoiceSummary(
+            key=plan.key,
+            contact=plan.contact_name,
+            currency=plan.currency,
+            action=InvoiceAction.FAILED.value,
+            lines=len(plan.lines),
+            entries=1,
+            subtotal=plan.subtotal,
+            error=message,
+        )
+    )
 
 
 def _count_unmapped(items: dict[str, UnmappedItem], unmapped: Unmapped) -> None:

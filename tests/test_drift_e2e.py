@@ -444,3 +444,31 @@ def test_a_lost_answer_never_doubles_an_adjustment(
     [fresh] = [inv for inv in _acme_invoices(sandbox) if inv["InvoiceID"] != locked["InvoiceID"]]
     assert [Decimal(str(li["Quantity"])) for li in fresh["LineItems"]] == [1]
     assert _sync(config)["drifts"] == []
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_credit_note_that_cannot_be_made_fails_the_run_partially_and_is_retried(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = _config(sandbox, db_url, tmp_path, drift="credit_note")
+    _bill_and_authorise(sandbox, config)
+    cut = next(e for e in _acme_entries(sandbox) if _hours(e) > 1)
+    sandbox.harvest.edit_entry(cut["id"], hours=float(_hours(cut) - 1))
+    acme = next(c for c in sandbox.xero.contacts if c.get("ContactNumber") == "HV-5000001")
+    acme["ContactStatus"] = "ARCHIVED"  # no longer listed: no credit note can name it
+
+    refused = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert refused.code == 1
+    report = refused.json()
+    assert report["status"] == "partial", report["errors"]
+    assert report["error_classes"]["target_rejected"] == 1
+    assert any("credit note" in e and "not found" in e for e in report["errors"])
+    assert not sandbox.xero.credit_notes
+    [drift] = report["drifts"]
+    assert drift["outcome"].startswith("waits for its credit note")
+
+    acme["ContactStatus"] = "ACTIVE"
+    retried = _sync(config)
+    assert len(sandbox.xero.credit_notes) == 1
+    [drift] = retried["drifts"]
+    assert drift["handling"] == "credit_note" and "/cn/" in drift["outcome"]

@@ -21,6 +21,7 @@ from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
 from core import ledger
+from core.cli_drift import drift_lines
 from core.cli_explain import explain_lines
 from core.cliutil import (
     EXIT_FAILED,
@@ -205,6 +206,7 @@ def _emit(report: RunReport, as_json: bool) -> None:
         )
     out.print(table)
     explain_lines(report)
+    drift_lines(report)
     pending = Table(title="Entries not invoiced, by reason")
     pending.add_column("reason")
     pending.add_column("entries", justify="right")

@@ -270,6 +270,10 @@ def test_a_dry_run_lists_the_drift_and_records_nothing(
     _bill_and_authorise(sandbox, config)
     entry = _acme_entries(sandbox)[0]
     sandbox.harvest.edit_entry(entry["id"], hours=float(_hours(entry) + 1))
+    shown = run_cli("sync", "--config", config, "--period", PERIOD, "--dry-run")
+    assert shown.code == 0, shown.stderr
+    assert "Billed entries changed in the tracker (drift)" in shown.stdout
+    assert f"harvest:{entry['id']}" in shown.stdout and "drift USD: 1" in shown.stdout
     preview = run_cli("sync", "--config", config, "--period", PERIOD, "--dry-run", "--json")
     assert preview.code == 0, preview.stderr
     [drift] = preview.json()["drifts"]

@@ -128,6 +128,7 @@ class DriftBook:
         self._touched: dict[DriftKey, DriftRow] = {}
         self._drafts: list[DriftSummary] = []
         self._last: dict[tuple[str, str], DriftRow] | None = None
+        self._noted_drafts = 0
 
     # -- detection (during planning) --------------------------------------------------------
 
@@ -203,6 +204,9 @@ class DriftBook:
         )
         hours_after, price_after, _problem = self._position(entry, lrow.unit_price)
         before = cents(lrow.quantity * lrow.unit_price)
+        if hours_after == lrow.quantity and price_after == lrow.unit_price:
+            self._noted_drafts += 1  # a note or a tracker's own mark: nothing to bill
+            return
         self._drafts.append(
             DriftSummary(
                 entry=f"{entry.source}:{entry.source_id}",
@@ -396,14 +400,21 @@ class DriftBook:
 
     # -- the report --------------------------------------------------------------------------
 
-    def summaries(self, session: Session | None) -> list[DriftSummary]:
-        """Every drift detected or handled in this run, with its final state."""
+    def summaries(self, session: Session | None) -> tuple[list[DriftSummary], int]:
+        """Every drift detected or handled in this run, with its final state; and how many
+        changes moved neither hours nor price (notes, a tracker's invoiced mark): only
+        counted, since there is nothing to bill or review in money."""
         out = list(self._drafts)
+        noted = self._noted_drafts
         for pk, row in sorted(self._touched.items()):
             current = row if session is None else session.get(DriftRow, pk)
-            if current is not None:
+            if current is None:
+                continue
+            if current.state == DriftState.NOTED.value:
+                noted += 1
+            else:
                 out.append(_summary(current, self._entries.get(pk[:2])))
-        return out
+        return out, noted
 
 
 def _on_invoice(row: DriftRow) -> bool:
@@ -466,10 +477,8 @@ def _summary(row: DriftRow, entry: SourceEntry | None) -> DriftSummary:
         outcome = "waits for its credit note: the next run tries again"
     elif state is DriftState.OPEN:
         outcome = "waits for the next invoice to this contact and currency"
-    elif state is DriftState.FLAGGED:
+    else:  # flagged (noted drifts are only counted, never listed)
         outcome = "flagged for review: nothing pushed" + (f" ({row.note})" if row.note else "")
-    else:
-        outcome = "noted: hours and price unchanged"
     return DriftSummary(
         entry=f"{row.source}:{row.source_id}",
         client=entry.client.name if entry else "",
@@ -481,7 +490,7 @@ def _summary(row: DriftRow, entry: SourceEntry | None) -> DriftSummary:
         delta_hours=row.delta_hours,
         delta_amount=row.delta_amount,
         currency=row.currency,
-        handling=row.mode if state is not DriftState.NOTED else "noted",
+        handling=row.mode,
         outcome=outcome,
         next_step=NEXT_STEPS[state.value],
     )

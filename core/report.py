@@ -61,7 +61,8 @@ class DriftSummary:
     """A billed entry that changed or disappeared, its delta and how it was handled.
 
     ``handling``: draft_updated (its invoice was still DRAFT and is rebuilt), adjustment,
-    credit_note, flag (the profile's ``drift`` setting), or noted (nothing to bill).
+    credit_note or flag (the profile's ``drift`` setting), or draft_of_other_period (its
+    DRAFT belongs to a period not synced in this run).
     """
 
     entry: str
@@ -132,6 +133,7 @@ class RunReport:
     entries_changed: list[EntryChange] = field(default_factory=list)
     drifts: list[DriftSummary] = field(default_factory=list)  # billed entries that changed
     drift_totals: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # by currency
+    drifts_noted: int = 0  # billed entries changed without moving hours or price
     invoices: list[InvoiceSummary] = field(default_factory=list)
     writebacks_done: int = 0
     writebacks_failed: int = 0

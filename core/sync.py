@@ -220,7 +220,7 @@ class SyncEngine:
         return reference_prefix(self._p.reference_prefix, self._p.name, period)
 
     def _report_drifts(self, report: RunReport, session: Session | None) -> None:
-        report.drifts = self._drifts.summaries(session)
+        report.drifts, report.drifts_noted = self._drifts.summaries(session)
         report.drift_totals = drift_totals(report.drifts)
 
     # -- 1. pull --------------------------------------------------------------------------

@@ -476,3 +476,25 @@ def test_a_credit_note_that_cannot_be_made_fails_the_run_partially_and_is_retrie
     assert len(sandbox.xero.credit_notes) == 1
     [drift] = retried["drifts"]
     assert drift["handling"] == "credit_note" and "/cn/" in drift["outcome"]
+
+
+@pytest.mark.usefixtures("tokens")
+def test_a_rate_change_after_approval_reverses_the_old_price_and_bills_the_new(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    config = _config(sandbox, db_url, tmp_path, drift="adjustment")
+    locked = _bill_and_authorise(sandbox, config)
+    entry = _acme_entries(sandbox)[0]
+    old, new = _rate(entry), _rate(entry) + 10
+    sandbox.harvest.edit_entry(entry["id"], billable_rate=float(new))
+
+    report = _sync(config)
+    [drift] = report["drifts"]
+    hours = _hours(entry)
+    assert Decimal(drift["delta_hours"]) == 0
+    assert Decimal(drift["delta_amount"]) == _cents(hours * new) + _cents(-hours * old)
+    [fresh] = [inv for inv in _acme_invoices(sandbox) if inv["InvoiceID"] != locked["InvoiceID"]]
+    lines = sorted(
+        (Decimal(str(li["Quantity"])), Decimal(str(li["UnitAmount"]))) for li in fresh["LineItems"]
+    )
+    assert lines == [(-hours, old), (hours, new)]

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from core.invoices import InvoicePlan
+from core.invoices import InvoicePlan, PlannedLine
 from core.model import SourceEntry, WritebackResult
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
@@ -126,3 +126,53 @@ class AccountingTarget(Protocol):
         ...
 
     def push(self, plans: Sequence[tuple[InvoicePlan, str | None]]) -> Iterator[PushResult]: ...
+
+
+@dataclass(frozen=True)
+class CreditNotePlan:
+    """A DRAFT credit note for a reduction billed on an invoice that left DRAFT.
+
+    ``key`` is deterministic (sent as Reference), so a look-up before each write keeps a
+    re-run or a retry from creating a second one. Line quantities are the hours credited.
+    """
+
+    key: str
+    contact_id: str
+    contact_name: str
+    currency: str
+    credit_date: date
+    lines: tuple[PlannedLine, ...]
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0"))
+
+
+@dataclass(frozen=True)
+class RemoteCreditNote:
+    credit_note_id: str
+    number: str | None
+    reference: str
+    status: str
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class CreditNoteResult:
+    key: str
+    ok: bool
+    remote: RemoteCreditNote | None = None
+    errors: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class CreditNoteTarget(Protocol):
+    """A target that also takes credit notes (Xero: ACCRECCREDIT)."""
+
+    def find_credit_notes(self, reference_prefix: str) -> dict[str, RemoteCreditNote]:
+        """Our credit notes: those whose Reference starts with ``reference_prefix``."""
+        ...
+
+    def push_credit_notes(self, plans: Sequence[CreditNotePlan]) -> Iterator[CreditNoteResult]:
+        """Create each as a DRAFT credit note; one result per plan."""
+        ...

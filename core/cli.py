@@ -24,6 +24,7 @@ from connectors.registry import installed
 from core import cli_mappings, ledger
 from core.alerts import alert_after_run
 from core.cli_connect import config_show, connect_command, connections_app, secrets_app
+from core.cli_drift import drift_lines
 from core.cli_explain import explain_lines
 from core.cli_ops import endpoint_options, runs_prune, runs_retry, status
 from core.cliutil import (
@@ -246,6 +247,7 @@ def _emit(report: RunReport, as_json: bool) -> None:
         )
     out.print(table)
     explain_lines(report)
+    drift_lines(report)
     pending = Table(title="Entries not invoiced, by reason")
     pending.add_column("reason")
     pending.add_column("entries", justify="right")

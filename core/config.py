@@ -185,6 +185,13 @@ class ProfileConfig(_Section):
         description="tell a person when a run of this profile fails or needs attention: "
         "a Slack-compatible webhook and/or email",
     )
+    drift: Literal["flag", "adjustment", "credit_note"] = Field(
+        default="flag",
+        description="an entry edited or deleted after its invoice left DRAFT: flag (record it "
+        "for review, push nothing), adjustment (a line with the delta on the next invoice to "
+        "that contact and currency) or credit_note (a reduction becomes a DRAFT credit note in "
+        "Xero or a CreditMemo in QuickBooks; an increase becomes an adjustment line)",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> ProfileConfig:

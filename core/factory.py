@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from connectors.base import AccountingTarget, TrackerSource
+from connectors.base import AccountingTarget, CreditNoteTarget, TrackerSource
 from connectors.registry import BuildContext, Role, installed
 from core import mapping_store
 from core.config import LoadedConfig
@@ -84,6 +84,11 @@ def build_profile(
     target = _build("target", ctx, profile.target, cfg.targets[profile.target])
     if not isinstance(target, AccountingTarget):
         raise ConfigError(f"targets.{profile.target}: its connector did not build a target")
+    if profile.drift == "credit_note" and not isinstance(target, CreditNoteTarget):
+        raise ConfigError(
+            f"profiles.{name}.drift: credit_note needs a target that takes credit notes "
+            f"(Xero or QuickBooks); targets.{profile.target} does not"
+        )
     return Profile(
         name=name,
         sources=tuple(sources),
@@ -92,4 +97,5 @@ def build_profile(
         reference_prefix=profile.reference_prefix,
         due_days=profile.due_days,
         mapping_stored=not mapping_store.in_config(profile),
+        drift=profile.drift,
     )

@@ -57,6 +57,33 @@ class EntryChange:
 
 
 @dataclass
+class DriftSummary:
+    """A billed entry that changed or disappeared, its delta and how it was handled.
+
+    ``handling``: draft_updated (its invoice was still DRAFT and is rebuilt), adjustment,
+    credit_note or flag (the profile's ``drift`` setting), or draft_of_other_period (its
+    DRAFT belongs to a period not synced in this run).
+    """
+
+    entry: str
+    client: str
+    spent_date: str
+    invoice: str  # the invoice that billed it: its number, else our key
+    change: str  # edited or deleted
+    hours_before: Decimal
+    hours_after: Decimal
+    delta_hours: Decimal
+    delta_amount: Decimal
+    currency: str
+    handling: str
+    outcome: str
+    next_step: str
+
+
+DRIFT_DECIMALS = ("hours_before", "hours_after", "delta_hours", "delta_amount")
+
+
+@dataclass
 class LineExplanation:
     """One planned line and why it says what it says (``preview --explain``)."""
 
@@ -106,6 +133,9 @@ class RunReport:
     )
     unmapped: list[UnmappedItem] = field(default_factory=list)
     entries_changed: list[EntryChange] = field(default_factory=list)
+    drifts: list[DriftSummary] = field(default_factory=list)  # billed entries that changed
+    drift_totals: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # by currency
+    drifts_noted: int = 0  # billed entries changed without moving hours or price
     invoices: list[InvoiceSummary] = field(default_factory=list)
     writebacks_done: int = 0
     writebacks_failed: int = 0
@@ -148,6 +178,14 @@ class RunReport:
             )
             for c in data.get("entries_changed", [])
         ]
+        data["drifts"] = [
+            DriftSummary(**{**d, **{k: Decimal(d[k]) for k in DRIFT_DECIMALS}})
+            for d in data.get("drifts", [])
+        ]
+        data["drift_totals"] = {
+            currency: {k: Decimal(v) for k, v in sums.items()}
+            for currency, sums in data.get("drift_totals", {}).items()
+        }
         data["invoices"] = [
             InvoiceSummary(
                 **{
@@ -288,6 +326,7 @@ def run_events(report: RunReport, failure: BaseException | None = None) -> list[
                 message=report.errors[-1] if report.errors else str(failure),
             )
         )
+    billed = {d.entry for d in report.drifts}
     events += [
         RunEvent(
             EventKind.ENTRY,
@@ -297,6 +336,22 @@ def run_events(report: RunReport, failure: BaseException | None = None) -> list[
             hours=c.hours_after,
         )
         for c in report.entries_changed
+        if c.entry not in billed
+    ]
+    events += [
+        RunEvent(
+            EventKind.ENTRY,
+            ErrorClass.DRIFT,
+            subject=f"entry {d.entry} ({d.client}, {d.spent_date}) billed on {d.invoice}",
+            message=(
+                f"{d.change} after invoicing: {d.hours_before} h → {d.hours_after} h, delta "
+                f"{d.delta_hours} h, {d.delta_amount} {d.currency}; {d.handling}: {d.outcome}."
+                f" Next: {d.next_step}"
+            ),
+            hours=d.delta_hours,
+            amount=d.delta_amount,
+        )
+        for d in report.drifts
     ]
     events += [
         RunEvent(
@@ -311,6 +366,16 @@ def run_events(report: RunReport, failure: BaseException | None = None) -> list[
         if count
     ]
     return events
+
+
+def drift_totals(drifts: list[DriftSummary]) -> dict[str, dict[str, Decimal]]:
+    """Delta hours and money per currency, over every drift listed."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for d in drifts:
+        sums = out.setdefault(d.currency, {"hours": Decimal("0"), "amount": Decimal("0")})
+        sums["hours"] += d.delta_hours
+        sums["amount"] += d.delta_amount
+    return out
 
 
 def count_classes(events: list[RunEvent]) -> dict[str, int]:

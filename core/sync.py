@@ -24,6 +24,8 @@ from sqlmodel import Session, select
 
 from connectors.base import (
     AccountingTarget,
+    CreditNotePlan,
+    CreditNoteTarget,
     Directory,
     InvoicedWriter,
     PullRequest,
@@ -31,6 +33,7 @@ from connectors.base import (
     TrackerSource,
 )
 from core import ledger, mapping_store
+from core.drift import DriftBook, DriftKey, changed_elsewhere
 from core.errors import HourbridgeError
 from core.http import CallCounter
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
@@ -46,9 +49,12 @@ from core.report import (
     RunReport,
     UnmappedItem,
     count_classes,
+    drift_totals,
     run_events,
 )
 from core.tables import (
+    DriftRow,
+    DriftState,
     InvoiceRow,
     InvoiceStatus,
     LedgerRow,
@@ -109,6 +115,7 @@ class Profile:
     # True: the config gives no `mapping:`; each run reads the latest version from the
     # database's mapping store (core.mapping_store) instead of ``rules``.
     mapping_stored: bool = False
+    drift: str = "flag"  # an entry edited after its invoice left DRAFT: see core.drift
 
 
 @dataclass
@@ -146,6 +153,16 @@ class SyncEngine:
         self._awaiting = bool(getattr(profile.target, "awaits_confirmation", False))
         self._held = LedgerState.EXPORTED if self._awaiting else LedgerState.CONFIRMED
         self._explain = False
+        self._drifts = self._drift_book()
+
+    def _drift_book(self) -> DriftBook:
+        return DriftBook(
+            profile=self._p.name,
+            prefix=self._p.reference_prefix,
+            mode=self._p.drift,
+            resolver=self._resolver,
+            clock=self._clock,
+        )
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -164,6 +181,7 @@ class SyncEngine:
         failed invoices) restricts the writes to those invoice keys; everything else is
         reconciled and counted as usual."""
         self._explain = explain
+        self._drifts = self._drift_book()
         report = RunReport(
             run_id=uuid.uuid4().hex,
             profile=self._p.name,
@@ -234,16 +252,8 @@ class SyncEngine:
         self.lease.renew()
         directory = self._p.target.load_directory()
         self.directory = directory
-        remote = self._p.target.find_invoices(
-            reference_prefix(self._p.reference_prefix, self._p.name, period), period
-        )
-        with Session(self._engine) as session:
-            self._reconcile(session, period, remote, report)
-            planned = self._plan(session, period, directory, report)
-            if dry_run:
-                session.rollback()  # a preview changes nothing, not even our own records
-            else:
-                session.commit()
+        remote = self._p.target.find_invoices(self._prefix(period), period)
+        planned = self._reconcile_and_plan(period, directory, remote, report)
         actions = self._decide(planned.plans, remote, only_invoices)
         report.unmapped = sorted(
             planned.unmapped.values(), key=lambda u: (-u.at_stake(), -u.entries, u.what)
@@ -252,6 +262,7 @@ class SyncEngine:
             self._summarise(report, actions)
         else:
             self._push(actions, report)
+            self._settle_drifts(directory, period, report)
             self._write_back(report)
         report.status = (
             RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
@@ -302,6 +313,40 @@ class SyncEngine:
             report.api_retries = dict(sorted(self._counter.retries.items()))
             report.api_rate_limited = dict(sorted(self._counter.rate_limited.items()))
             report.api_remaining = {k: dict(v) for k, v in sorted(self._counter.remaining.items())}
+
+    def _reconcile_and_plan(
+        self,
+        period: Period,
+        directory: Directory,
+        remote: dict[str, RemoteInvoice],
+        report: RunReport,
+    ) -> _Plan:
+        # An entry billed on another period's invoice changed: that invoice may have left
+        # DRAFT since its period was synced. Look it up, so the change is handled now.
+        with Session(self._engine) as session:
+            stale = changed_elsewhere(session, self._p.name, str(period))
+        others = [Period.parse(text) for text in stale]
+        elsewhere = [
+            (other, self._p.target.find_invoices(self._prefix(other), other)) for other in others
+        ]
+        with Session(self._engine) as session:
+            for other, found in elsewhere:
+                self._reconcile(session, other, found, report)
+            self._reconcile(session, period, remote, report)
+            planned = self._plan(session, period, directory, report)
+            if report.dry_run:
+                self._report_drifts(report, None)
+                session.rollback()  # a preview changes nothing, not even our own records
+            else:
+                session.commit()
+        return planned
+
+    def _prefix(self, period: Period) -> str:
+        return reference_prefix(self._p.reference_prefix, self._p.name, period)
+
+    def _report_drifts(self, report: RunReport, session: Session | None) -> None:
+        report.drifts, report.drifts_noted = self._drifts.summaries(session)
+        report.drift_totals = drift_totals(report.drifts)
 
     # -- 1. pull --------------------------------------------------------------------------
 
@@ -435,6 +480,7 @@ class SyncEngine:
                 session.add(lrow)
             else:
                 session.delete(lrow)  # not in the latest content: released from the invoice
+        self._drifts.confirm(session, row.key)
         row.content_hash = found.content_hash
         row.pushed_hash = None
         row.remote_id = found.invoice_id
@@ -462,6 +508,7 @@ class SyncEngine:
                 session.add(lrow)
             else:
                 session.delete(lrow)
+        self._drifts.revert(session, row.key)
         row.pushed_hash = None
         session.add(row)
 
@@ -478,13 +525,13 @@ class SyncEngine:
         stored = list(self._entries(session))
         for done, (entry, lrow) in enumerate(stored, start=1):
             self._progress(ProgressEvent(Stage.MAP, done, len(stored), final=done == len(stored)))
-            if entry.deleted:
-                continue
             current = invoices.get(lrow.invoice_key) if lrow is not None else None
-            if current is not None and (
-                current.status == InvoiceStatus.LOCKED.value or current.period != str(period)
-            ):
-                continue  # billed on an invoice we may not touch, or on another period's
+            if (
+                lrow is not None
+                and current is not None
+                and self._billed_elsewhere(session, period, entry, lrow, current)
+            ) or entry.deleted:
+                continue
             outcome = self._classify(entry, period, directory, on_our_invoice=current is not None)
             if outcome is None:
                 continue
@@ -509,6 +556,9 @@ class SyncEngine:
                     mapped
                 )
 
+        adjustments = self._drifts.slots(session, str(period), invoices)
+        for contact_text, currency in adjustments:
+            groups.setdefault((_parse_contact(contact_text), currency), [])
         planned_slots = {(str(c), cur) for c, cur in groups}
         for row in invoices.values():
             if (
@@ -523,18 +573,35 @@ class SyncEngine:
             remote_contact = directory.contact(contact)
             seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
             slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
-            out.plans.append(
-                build_plan(
-                    prefix=self._p.reference_prefix,
-                    slot=slot,
-                    contact_id=remote_contact.contact_id if remote_contact else "",
-                    contact_name=remote_contact.name if remote_contact else str(contact),
-                    entries=members,
-                    due_days=self._p.due_days,
-                    max_description=directory.max_description,
-                )
+            plan = build_plan(
+                prefix=self._p.reference_prefix,
+                slot=slot,
+                contact_id=remote_contact.contact_id if remote_contact else "",
+                contact_name=remote_contact.name if remote_contact else str(contact),
+                entries=members,
+                due_days=self._p.due_days,
+                max_description=directory.max_description,
             )
+            drifts = adjustments.get((str(contact), currency), [])
+            out.plans.append(self._drifts.attach(session, plan, drifts) if drifts else plan)
         return out
+
+    def _billed_elsewhere(
+        self,
+        session: Session,
+        period: Period,
+        entry: SourceEntry,
+        lrow: LedgerRow,
+        current: InvoiceRow,
+    ) -> bool:
+        """True if the entry is billed on an invoice this run may not touch: one that left
+        DRAFT (an edit there is a drift, see core.drift), or another period's."""
+        if current.status == InvoiceStatus.LOCKED.value:
+            self._drifts.check_locked(session, entry, lrow, current)
+            return True
+        this_run = current.period == str(period)
+        self._drifts.check_draft(entry, lrow, current, this_run=this_run)
+        return not this_run
 
     def _entries(self, session: Session) -> Iterator[tuple[SourceEntry, LedgerRow | None]]:
         """Every stored entry of the profile's sources, with its ledger row if it has one."""
@@ -683,6 +750,7 @@ class SyncEngine:
             row.content_hash = found.content_hash
         session.add(row)
         session.flush()
+        self._drifts.record(session, plan.key, writing=writing)
         existing = {(r.source, r.source_id): r for r in ledger.rows_for_invoice(session, plan.key)}
         for mapped in plan.entries:
             e = mapped.entry
@@ -711,6 +779,66 @@ class SyncEngine:
                 lrow.state = self._held.value
                 lrow.confirmed_hash = self._p.target.fingerprint(plan)
             session.add(lrow)
+
+    # -- 4b. credit notes for reductions (drift: credit_note) -----------------------------
+
+    def _settle_drifts(self, directory: Directory, period: Period, report: RunReport) -> None:
+        self._credit_notes(directory, period, report)
+        with Session(self._engine) as session:
+            self._report_drifts(report, session)
+
+    def _credit_notes(self, directory: Directory, period: Period, report: RunReport) -> None:
+        """Each reduction billed on an invoice that left DRAFT becomes a DRAFT credit note.
+        Looked up by key first, marked pushed before the write, settled on the answer."""
+        target = self._p.target
+        if not isinstance(target, CreditNoteTarget):
+            return
+        with Session(self._engine) as session:
+            todo = self._drifts.credit_drifts(session)
+        if not todo:
+            return
+        self.lease.renew()
+        found = target.find_credit_notes(self._drifts.credit_prefix())
+        plans: list[tuple[CreditNotePlan, DriftKey]] = []
+        with Session(self._engine) as session:
+            for pk in todo:
+                row = session.get(DriftRow, pk)
+                assert row is not None
+                key = self._drifts.credit_key(row)
+                if key in found:  # an earlier write landed: settled, never sent twice
+                    self._drifts.mark(session, row, DriftState.SETTLED, key)
+                    continue
+                contact = directory.contact(_parse_contact(row.contact))
+                plan = self._drifts.credit_plan(
+                    row,
+                    contact.contact_id if contact else "",
+                    contact.name if contact else row.contact,
+                    period.end,
+                )
+                if plan is None or not plan.lines:
+                    continue  # its mapping is gone: it stays open and is reported
+                if contact is None:
+                    self._drifts.mark(session, row, DriftState.OPEN, None)
+                    _credit_failed(report, plan, f"contact {row.contact} not found in the target")
+                    continue
+                self._drifts.mark(session, row, DriftState.PUSHED, key)
+                plans.append((plan, pk))
+            session.commit()
+        if not plans:
+            return
+        drift_of = {plan.key: pk for plan, pk in plans}
+        plans_by_key = {plan.key: plan for plan, _pk in plans}
+        for result in target.push_credit_notes([plan for plan, _pk in plans]):
+            with Session(self._engine) as session:
+                row = session.get(DriftRow, drift_of[result.key])
+                assert row is not None
+                if result.ok:
+                    self._drifts.mark(session, row, DriftState.SETTLED, result.key)
+                else:
+                    message = "; ".join(result.errors)
+                    self._drifts.mark(session, row, DriftState.OPEN, None)
+                    _credit_failed(report, plans_by_key[result.key], message)
+                session.commit()
 
     # -- 5. tell the trackers -------------------------------------------------------------
 
@@ -795,6 +923,26 @@ class SyncEngine:
                     )
                 )
             session.commit()
+
+
+def _credit_failed(report: RunReport, plan: CreditNotePlan, message: str) -> None:
+    """A credit note not made: counted as a failed document (the run is partial, with a
+    target_rejected event); its drift stays open and the next run tries again."""
+    report.errors.append(f"credit note {plan.key} ({plan.contact_name}): {message}")
+    log.warning("credit_note.rejected", key=plan.key, errors=message)
+    report.invoices_failed += 1
+    report.invoices.append(
+        InvoiceSummary(
+            key=plan.key,
+            contact=plan.contact_name,
+            currency=plan.currency,
+            action=InvoiceAction.FAILED.value,
+            lines=len(plan.lines),
+            entries=1,
+            subtotal=plan.subtotal,
+            error=message,
+        )
+    )
 
 
 def _count_unmapped(items: dict[str, UnmappedItem], unmapped: Unmapped) -> None:

@@ -273,3 +273,47 @@ class AlertRow(SQLModel, table=True):
     delivered: bool
     error: str | None = Field(default=None, sa_type=Text, description="redacted")
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DriftState(StrEnum):
+    OPEN = "open"  # waits to go onto the next invoice (or a credit note)
+    PUSHED = "pushed"  # sent with the invoice or credit note named in settled_by, unconfirmed
+    SETTLED = "settled"  # the target confirmed the invoice or credit note that carries it
+    FLAGGED = "flagged"  # recorded for review; nothing pushed (drift: flag, or cannot be priced)
+    NOTED = "noted"  # changed, but neither hours nor money moved (a note, say): nothing to do
+
+
+class DriftRow(SQLModel, table=True):
+    """An entry that changed or disappeared after its invoice left DRAFT, handled once.
+
+    One row per change seen, numbered per entry: each goes from the position the previous one
+    (or the ledger, for the first) left, so a later re-edit settles only the new delta.
+    """
+
+    __tablename__ = "drifts"
+
+    source: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    profile: str = Field(max_length=32, index=True)
+    invoice_key: str = Field(max_length=64, description="the invoice that billed the entry")
+    invoice_number: str | None = Field(default=None, max_length=64)
+    contact: str = Field(max_length=300, description="that invoice's contact reference")
+    currency: str = Field(max_length=3)
+    period: str = Field(max_length=7, description="that invoice's period")
+    change: str = Field(max_length=16, description="edited or deleted")
+    entry_hash: str = Field(max_length=64, description="content hash the entry changed to")
+    hours_before: Decimal = Field(sa_type=DecimalText)
+    price_before: Decimal = Field(sa_type=DecimalText)
+    hours_after: Decimal = Field(sa_type=DecimalText)
+    price_after: Decimal = Field(sa_type=DecimalText)
+    delta_hours: Decimal = Field(sa_type=DecimalText)
+    delta_amount: Decimal = Field(sa_type=DecimalText)
+    mode: str = Field(max_length=16, description="adjustment, credit_note or flag")
+    state: str = Field(max_length=16, index=True)
+    settled_by: str | None = Field(
+        default=None, max_length=64, description="key of the invoice or credit note carrying it"
+    )
+    note: str | None = Field(default=None, sa_type=Text)
+    detected_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -10,6 +10,7 @@ It serves what hourbridge uses, under ``/v3/company/{realmId}/...``:
 * ``POST /invoice`` (create; full or sparse update with ``Id`` + ``SyncToken``;
   ``?operation=void``; ``?operation=delete``) and ``GET /invoice/{id}``;
 * ``POST /batch`` (create/update/delete of invoices and ``Query`` items);
+* ``POST /creditmemo`` (create only), ``GET /creditmemo/{id}`` and CreditMemo queries;
 * ``GET /{customer|item|taxcode|taxrate|class|department}/{id}``,
   ``GET /preferences`` and ``GET /companyinfo/{realmId}``;
 * an OpenID discovery document (``DISCOVERY_PATH``) and a token endpoint
@@ -130,6 +131,17 @@ _INVOICE_FIELDS = _names(
     TaxExemptionRef EInvoiceStatus TransactionLocationType ProjectRef TxnSource
     """
 )
+# a CreditMemo has an invoice's fields but no due date, shipping, deposit or payment links
+_CREDIT_MEMO_FIELDS = (
+    _INVOICE_FIELDS
+    - _names(
+        """
+        DueDate ShipMethodRef ShipDate TrackingNum Deposit AllowIPNPayment AllowOnlinePayment
+        AllowOnlineCreditCardPayment AllowOnlineACHPayment InvoiceLink DeliveryInfo
+        """
+    )
+) | _names("RemainingCredit PaymentMethodRef")
+_CREDIT_ONLY_FIELDS = _names("RemainingCredit PaymentMethodRef")
 # what the server computes; a request may send them (python-quickbooks does) but they are ignored
 _READ_ONLY_FIELDS = _names(
     """
@@ -527,6 +539,10 @@ QUERYABLE: dict[str, dict[str, FieldKind]] = {
         **_META,
     },
 }
+QUERYABLE["CreditMemo"] = {k: v for k, v in QUERYABLE["Invoice"].items() if k != "DueDate"} | {
+    "RemainingCredit": "num"
+}
+_TRANSACTIONS = frozenset({"Invoice", "CreditMemo"})
 # name lists: a query without an Active condition returns active records only
 _NAME_LISTS = frozenset({"Customer", "Item", "Class", "Department"})
 
@@ -1013,6 +1029,7 @@ _READABLE = {
     "class": "Class",
     "department": "Department",
     "invoice": "Invoice",
+    "creditmemo": "CreditMemo",
 }
 
 
@@ -1125,6 +1142,7 @@ class FakeQuickBooks:
             self.lists[entity] = table
 
         self.invoices: dict[str, JsonDict] = {}
+        self.credit_memos: dict[str, JsonDict] = {}
         self.calls: collections.Counter[str] = collections.Counter()
         self.committed = threading.Event()
         self.idempotent_replays = 0
@@ -1371,7 +1389,11 @@ class FakeQuickBooks:
         if refused is not None:
             return refused, None, entered
         context = _Context(request, method, resource, entity_id, xml)
-        if method == "POST" and resource in ("invoice", "batch") and entity_id is None:
+        if (
+            method == "POST"
+            and resource in ("invoice", "batch", "creditmemo")
+            and entity_id is None
+        ):
             reply, after = self._write(context)
             return reply, after, entered
         try:
@@ -1505,11 +1527,18 @@ class FakeQuickBooks:
         if entity is None or context.entity_id is None:
             return _Reply(404, b"Not Found", content_type="text/plain")
         with self._lock:
-            table = self.invoices if entity == "Invoice" else self.lists[entity]
+            table = self._table(entity)
             record = copy.deepcopy(table.get(context.entity_id))
         if record is None:
-            raise _deleted() if entity == "Invoice" else _inactive_reference(entity)
+            raise _deleted() if entity in _TRANSACTIONS else _inactive_reference(entity)
         return _json_reply(200, {entity: record, "time": _response_time()})
+
+    def _table(self, entity: str) -> dict[str, JsonDict]:
+        if entity == "Invoice":
+            return self.invoices
+        if entity == "CreditMemo":
+            return self.credit_memos
+        return self.lists[entity]
 
     def _query_text(self, context: _Context) -> str:
         request = context.request
@@ -1532,7 +1561,7 @@ class FakeQuickBooks:
                 raise _query_invalid(exc.detail) from None
             raise _query_parse_error(exc.detail) from None
         with self._lock:
-            source = self.invoices if query.entity == "Invoice" else self.lists[query.entity]
+            source = self._table(query.entity)
             records = run_query(query, source.values())
         if query.count:
             return {"totalCount": len(records)}
@@ -1622,6 +1651,8 @@ class FakeQuickBooks:
             with self._lock:
                 if context.route == "batch":
                     reply = self._batch(context, request_id)
+                elif context.route == "creditmemo":
+                    reply = self._credit_memo_request(context)
                 else:
                     reply = self._invoice_request(context)
         except BaseException:
@@ -1665,6 +1696,32 @@ class FakeQuickBooks:
         except _FaultError as fault:
             return _fault_reply(fault, xml=context.xml)
         return _json_reply(200, {"Invoice": result, "time": _response_time()})
+
+    def _credit_memo_request(self, context: _Context) -> _Reply:
+        """Create a CreditMemo: its lines and totals are checked as an invoice's are."""
+        try:
+            body = self._parse_body(context)
+            if not isinstance(body, dict):
+                raise _invalid_property("the request body is not a CreditMemo object")
+            for name in body:
+                if name not in _CREDIT_MEMO_FIELDS:
+                    raise _invalid_property(
+                        f'Unrecognized field "{name}" (class com.intuit.schema.finance.v3.'
+                        "CreditMemo), not marked as ignorable",
+                        name,
+                    )
+            if not _blank(body.get("Id")):
+                # [U] QBO updates a credit memo by Id; this sandbox only creates them
+                raise _invalid_property("Id (the sandbox only creates credit memos)", "Id")
+            invoice_like = {k: v for k, v in body.items() if k not in _CREDIT_ONLY_FIELDS}
+            self._check_fields(invoice_like)
+            built = self._build_invoice(invoice_like, None)
+        except _FaultError as fault:
+            return _fault_reply(fault, xml=context.xml)
+        memo = {k: v for k, v in built.items() if k in _CREDIT_MEMO_FIELDS}
+        memo["RemainingCredit"] = built["TotalAmt"]
+        self.credit_memos[memo["Id"]] = memo
+        return _json_reply(200, {"CreditMemo": copy.deepcopy(memo), "time": _response_time()})
 
     def _invoice_operation(self, operation: str, body: JsonDict) -> JsonDict:
         """Apply one invoice operation (caller holds the lock); returns the response entity."""

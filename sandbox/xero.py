@@ -1,8 +1,9 @@
 """A strict fake of the Xero Accounting API, as a WSGI app.
 
 It serves what hourbridge uses -- ``GET /Contacts``, ``/Items``, ``/Accounts``,
-``/TaxRates``, ``/Currencies``, ``/Organisation``, ``GET /Invoices[/{id}]`` and
-``PUT``/``POST /Invoices`` -- at both ``/api.xro/2.0/...`` (the real base path)
+``/TaxRates``, ``/Currencies``, ``/Organisation``, ``GET /Invoices[/{id}]``,
+``PUT``/``POST /Invoices``, ``GET /CreditNotes[/{id}]`` and ``PUT``/``POST /CreditNotes``
+(created, never updated here) -- at both ``/api.xro/2.0/...`` (the real base path)
 and ``/...`` (what ``AccountingApi(base_url=server.url)`` calls), paths
 matched case-insensitively as Xero does.
 
@@ -80,6 +81,8 @@ HOLD_TIMEOUT_S = 120.0  # a held write never blocks a server thread for longer
 
 QUANTITY_DP = 4
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
+CREDIT_NOTE_TYPES = {"ACCRECCREDIT": "ACCREC", "ACCPAYCREDIT": "ACCPAY"}  # → lines as on
+# these invoice types (sales or purchase accounts and tax)
 CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
 EDITABLE_STATUSES = ("DRAFT", "SUBMITTED")
 ALL_STATUSES = ("DRAFT", "SUBMITTED", "DELETED", "AUTHORISED", "PAID", "VOIDED")
@@ -125,6 +128,23 @@ class XeroSettings:
 
 # --------------------------------------------------------------------------
 # JSON with exact decimals
+
+
+def _credit_problem(element: JsonDict, method: str) -> str | None:
+    """Why a credit note element can't be created, if so."""
+    if element.get("CreditNoteID") is not None:
+        if method == "PUT":
+            return "A CreditNoteID cannot be given when creating a credit note"
+        return "Updating a credit note is not supported by this sandbox"
+    credit_type = element.get("Type")
+    if credit_type is None:
+        return "Credit Note Type must be specified"
+    if credit_type not in CREDIT_NOTE_TYPES:
+        return f"Credit Note Type '{credit_type}' is not ACCRECCREDIT or ACCPAYCREDIT"
+    status = element.get("Status", "DRAFT")
+    if status not in CREATE_STATUSES:
+        return f"Credit Note Status '{status}' cannot be used when creating one"
+    return None
 
 
 def dumps_json(value: Json) -> str:
@@ -760,6 +780,8 @@ class FakeXero:
         }
 
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.credit_notes: dict[str, dict[str, Any]] = {}
+        self._next_credit_number = 1
         self.calls: collections.Counter[str] = collections.Counter()
         self.committed = threading.Event()
         self.idempotent_replays = 0
@@ -1074,6 +1096,15 @@ class FakeXero:
                 "GET", "/Invoices/{InvoiceID}", rf"/Invoices/{guid_or_number}", self._get_invoice
             ),
             route("POST", "/Invoices/{InvoiceID}", rf"/Invoices/{guid_or_number}", None),
+            route("GET", "/CreditNotes", r"/CreditNotes/?", self._get_credit_notes),
+            route("PUT", "/CreditNotes", r"/CreditNotes/?", None),
+            route("POST", "/CreditNotes", r"/CreditNotes/?", None),
+            route(
+                "GET",
+                "/CreditNotes/{CreditNoteID}",
+                r"/CreditNotes/(?P<CreditNoteID>[^/]+)",
+                self._get_credit_note,
+            ),
             route("GET", "/Contacts", r"/Contacts/?", self._get_contacts),
             route("GET", "/Contacts/{ContactID}", r"/Contacts/(?P<ContactID>[^/]+)", self._contact),
             route("GET", "/Items", r"/Items/?", self._simple("Items", "Item")),
@@ -1366,7 +1397,10 @@ class FakeXero:
                 self._idempotency[slot] = entry
         fault: _Fault | None = None
         try:
-            reply = self._write_invoices(request, route.method, params.get("InvoiceID"))
+            if route.template.startswith("/CreditNotes"):
+                reply = self._write_credit_notes(request, route.method)
+            else:
+                reply = self._write_invoices(request, route.method, params.get("InvoiceID"))
         except _Abort as abort:
             reply = abort.reply
         except BaseException:
@@ -1445,6 +1479,151 @@ class FakeXero:
                     view["StatusAttributeString"] = "OK"
                     out.append(view)
         return _json_reply(200, self._envelope("Invoices", out))
+
+    # ---- credit notes ------------------------------------------------------
+
+    def _write_credit_notes(self, request: Request, method: str) -> _Reply:
+        """Create credit notes. Lines are checked and totalled exactly as an invoice's of the
+        matching type; an existing CreditNoteID (an update) is refused by this sandbox."""
+        summarize = self._bool_param(request, "summarizeErrors", True)
+        unitdp = self._int_param(request, "unitdp") or 2
+        raw = request.get_data()
+        if len(raw) > MAX_BODY_BYTES:
+            raise _Abort(
+                _Reply(413, b"Request Entity Too Large", content_type="text/plain; charset=utf-8")
+            )
+        try:
+            plain = json.loads(raw, parse_constant=_reject_constant)
+            exact = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _post_data_error(f"The request body is not valid JSON: {exc}") from None
+        problems = validate_body("CreditNotes", plain)
+        if problems:
+            raise _post_data_error(
+                "The request body does not match the CreditNotes schema: "
+                + "; ".join(str(p) for p in problems)
+            )
+        exact = strip_nulls(exact)
+        elements = exact.get("CreditNotes") if isinstance(exact, dict) else None
+        if not isinstance(elements, list):
+            raise _post_data_error("The request body has no CreditNotes array")
+        with self._lock:
+            saved = self._next_credit_number
+            outcomes = [(self._build_credit(e, method, unitdp), e) for e in elements]
+            failed = any(errors for (_b, errors), _e in outcomes)
+            if summarize and failed:
+                self._next_credit_number = saved
+                return _json_reply(
+                    400,
+                    {
+                        "ErrorNumber": 10,
+                        "Type": "ValidationException",
+                        "Message": "A validation exception occurred",
+                        "Elements": [
+                            self._error_element(e, errors) for (_b, errors), e in outcomes if errors
+                        ],
+                    },
+                )
+            out: list[JsonDict] = []
+            for (built, errors), element in outcomes:
+                if errors or built is None:
+                    out.append(self._error_element(element, errors))
+                    continue
+                self.credit_notes[built["CreditNoteID"]] = built
+                view = self._invoice_view(built, unitdp, False)
+                view["StatusAttributeString"] = "OK"
+                out.append(view)
+        return _json_reply(200, self._envelope("CreditNotes", out))
+
+    def _build_credit(
+        self, element: JsonDict, method: str, unitdp: int
+    ) -> tuple[JsonDict | None, list[str]]:
+        """One credit note element → the credit note it would store, or errors."""
+        problem = _credit_problem(element, method)
+        if problem is not None:
+            return None, [problem]
+        credit_type = str(element["Type"])
+        invoice_type = CREDIT_NOTE_TYPES[credit_type]
+        number = element.get("CreditNoteNumber")
+        if number and any(c.get("CreditNoteNumber") == number for c in self.credit_notes.values()):
+            return None, ["Credit Note # must be unique."]
+        if not number and credit_type == "ACCRECCREDIT":
+            number = f"CN-{self._next_credit_number:04d}"
+            self._next_credit_number += 1
+        data = {
+            k: v
+            for k, v in element.items()
+            if k not in ("CreditNoteNumber", "Type", "DueDate", "CreditNoteID")
+        }
+        data["Type"] = invoice_type
+        if number:
+            data["InvoiceNumber"] = str(number)  # credit notes are numbered on their own
+        built, errors = self._compute(data, None, unitdp, {})
+        if built is None:
+            return None, [e.replace("invoice", "credit note") for e in errors]
+        note: JsonDict = {
+            "Type": credit_type,
+            "CreditNoteID": built["InvoiceID"],
+            "CreditNoteNumber": str(number or ""),
+            "Reference": built.get("Reference", ""),
+            "Contact": built["Contact"],
+            "DateString": built["DateString"],
+            "Date": built["Date"],
+            "Status": built["Status"],
+            "LineAmountTypes": built["LineAmountTypes"],
+            "LineItems": built["LineItems"],
+            "SubTotal": built["SubTotal"],
+            "TotalTax": built["TotalTax"],
+            "Total": built["Total"],
+            "RemainingCredit": built["Total"],
+            "Allocations": [],
+            "Payments": [],
+            "AppliedAmount": Decimal("0.00"),
+            "CurrencyCode": built["CurrencyCode"],
+            "CurrencyRate": built["CurrencyRate"],
+            "SentToContact": built["SentToContact"],
+            "HasAttachments": False,
+            "HasErrors": False,
+            "UpdatedDateUTC": built["UpdatedDateUTC"],
+        }
+        return note, []
+
+    def _get_credit_notes(self, request: Request, params: dict[str, str]) -> _Reply:
+        unitdp = self._int_param(request, "unitdp") or 2
+        where = request.args.get("where")
+        match = parse_where(where, "CreditNote") if where else None
+        since = self._if_modified_since(request)
+        with self._lock:
+            records = list(self.credit_notes.values())
+            if match is not None:
+                records = [r for r in records if match(r)]
+            if since is not None:
+                records = [
+                    r
+                    for r in records
+                    if (parse_xero_datetime(r["UpdatedDateUTC"]) or since) > since
+                ]
+            records = _sorted(records, request.args.get("order"), "CreditNote")
+            chunk, pagination = self._page(request, records)
+            views = [self._invoice_view(r, unitdp, False) for r in chunk]
+        return _json_reply(200, self._envelope("CreditNotes", views, pagination=pagination))
+
+    def _get_credit_note(self, request: Request, params: dict[str, str]) -> _Reply:
+        unitdp = self._int_param(request, "unitdp") or 2
+        wanted = params["CreditNoteID"].lower()
+        with self._lock:
+            found = self.credit_notes.get(wanted) or next(
+                (
+                    c
+                    for c in self.credit_notes.values()
+                    if str(c.get("CreditNoteNumber", "")).lower() == wanted
+                ),
+                None,
+            )
+            if found is None:
+                raise _not_found()
+            view = self._invoice_view(found, unitdp, False)
+        return _json_reply(200, self._envelope("CreditNotes", [view]))
 
     @staticmethod
     def _error_element(element: JsonDict, errors: list[str]) -> JsonDict:

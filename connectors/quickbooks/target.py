@@ -28,10 +28,19 @@ import requests
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
 from quickbooks.objects.base import Ref
+from quickbooks.objects.creditmemo import CreditMemo
 from quickbooks.objects.detailline import SalesItemLine, SalesItemLineDetail
 from quickbooks.objects.invoice import Invoice
 
-from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
+from connectors.base import (
+    CreditNotePlan,
+    CreditNoteResult,
+    Directory,
+    PushResult,
+    RemoteContact,
+    RemoteCreditNote,
+    RemoteInvoice,
+)
 from connectors.quickbooks.config import QuickBooksConfig
 from core.errors import AuthError, ConfigError, TerminalError, TransientError
 from core.http import BearerTokens, CallCounter, RateBudget, RetryPolicy
@@ -46,6 +55,7 @@ MAX_DESCRIPTION = 4000  # Line.Description
 PRODUCTION = "https://quickbooks.api.intuit.com/v3"
 SANDBOX = "https://sandbox-quickbooks.api.intuit.com/v3"
 _KEY = re.compile(r"[A-Za-z0-9]{1,8}/[a-z0-9][a-z0-9_-]{0,31}/\d{4}-\d{2}/[0-9a-f]{12}")
+_CREDIT_KEY = re.compile(r"[A-Za-z0-9]{1,8}/[a-z0-9][a-z0-9_-]{0,31}/cn/[0-9a-f]{12}")
 THROTTLE_CODES = {3001}  # ThrottleExceeded
 AUTH_CODES = {100, 3100, 3200}  # permission denied, auth failures
 
@@ -275,6 +285,38 @@ class QuickBooksTarget:
         out.SalesItemLineDetail = detail
         return out
 
+    # -- credit memos (edits after invoicing: core.drift) ---------------------------------
+
+    def find_credit_notes(self, reference_prefix: str) -> dict[str, RemoteCreditNote]:
+        """Our CreditMemos: the key travels in PrivateNote, which can't be queried, so every
+        CreditMemo is listed (one paged query) and filtered by key."""
+        found: dict[str, RemoteCreditNote] = {}
+        for memo in self._select("CreditMemo"):
+            match = _CREDIT_KEY.search(str(memo.get("PrivateNote") or ""))
+            if match is None or not match.group(0).startswith(reference_prefix):
+                continue
+            found[match.group(0)] = _remote_memo(memo, match.group(0))
+        return found
+
+    def push_credit_notes(self, plans: Sequence[CreditNotePlan]) -> Iterator[CreditNoteResult]:
+        """One CreditMemo per plan, each with a requestid derived from its content."""
+        for plan in plans:
+            memo = CreditMemo()
+            memo.CustomerRef = _ref(plan.contact_id)
+            memo.CurrencyRef = _ref(plan.currency)
+            memo.TxnDate = plan.credit_date.isoformat()
+            memo.PrivateNote = plan.key
+            memo.Line = [self._line(line) for line in plan.lines]
+            rid = request_id([memo.to_json(), self._run_nonce])
+            try:
+                saved = self._call(functools.partial(memo.save, qb=self._qb, request_id=rid))
+            except _RejectedError as exc:
+                yield CreditNoteResult(plan.key, ok=False, errors=(str(exc),))
+                continue
+            yield CreditNoteResult(
+                plan.key, ok=True, remote=_remote_memo(json.loads(saved.to_json()), plan.key)
+            )
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _class_id(self, name: str | None) -> str | None:
@@ -393,6 +435,16 @@ def _translate(name: str, exc: QuickbooksException) -> Exception:
     if code == 10000 and re.search(r"status code '5\d\d'", text):
         return TransientError(f"{name}: QuickBooks server error: {text}")
     return _RejectedError(f"{name}: QuickBooks Fault {code}: {text}")
+
+
+def _remote_memo(memo: dict[str, Any], key: str) -> RemoteCreditNote:
+    return RemoteCreditNote(
+        credit_note_id=str(memo.get("Id")),
+        number=memo.get("DocNumber"),
+        reference=key,
+        status="DRAFT" if memo.get("EmailStatus") != "EmailSent" else "SENT",
+        total=_dec(memo.get("TotalAmt")),
+    )
 
 
 def request_id(body: object) -> str:

@@ -21,6 +21,8 @@ import urllib3
 from xero_python.accounting import (
     AccountingApi,
     Contact,
+    CreditNote,
+    CreditNotes,
     CurrencyCode,
     Invoice,
     Invoices,
@@ -32,7 +34,15 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.api_client.serializer import serialize
 from xero_python.exceptions import ApiException
 
-from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
+from connectors.base import (
+    CreditNotePlan,
+    CreditNoteResult,
+    Directory,
+    PushResult,
+    RemoteContact,
+    RemoteCreditNote,
+    RemoteInvoice,
+)
 from connectors.xero.config import XeroConfig
 from core.errors import ConfigError, TerminalError, TransientError
 from core.http import BearerTokens, CallCounter, RateBudget, RetryPolicy, raise_for
@@ -225,6 +235,67 @@ class XeroTarget:
             invoice.invoice_id = remote_id
         return invoice
 
+    # -- credit notes (edits after invoicing: core.drift) ---------------------------------
+
+    def find_credit_notes(self, reference_prefix: str) -> dict[str, RemoteCreditNote]:
+        """Every ACCRECCREDIT credit note whose Reference starts with our prefix."""
+        where = f'Type=="ACCRECCREDIT" AND Reference.StartsWith("{_quote(reference_prefix)}")'
+        found: dict[str, RemoteCreditNote] = {}
+        for page in self._pages(
+            lambda p: (
+                self._api.get_credit_notes(
+                    self._tenant, where=where, page=p, page_size=PAGE_SIZE
+                ).credit_notes
+            )
+        ):
+            for note in page:
+                remote = _remote_credit(note)
+                if remote.status in ("DELETED", "VOIDED") and remote.reference in found:
+                    continue
+                found[remote.reference] = remote
+        return found
+
+    def push_credit_notes(self, plans: Sequence[CreditNotePlan]) -> Iterator[CreditNoteResult]:
+        """Create DRAFT ACCRECCREDIT credit notes, in batches; one result per plan."""
+        size = self._config.batch_size
+        for start in range(0, len(plans), size):
+            batch = plans[start : start + size]
+            body = CreditNotes(credit_notes=[self._credit_note(plan) for plan in batch])
+            key = idempotency_key(serialize(body), True, self._run_nonce)
+            result = self._call(
+                functools.partial(
+                    self._api.create_credit_notes,
+                    self._tenant,
+                    body,
+                    summarize_errors=False,
+                    idempotency_key=key,
+                )
+            )
+            returned = list(result.credit_notes or [])
+            if len(returned) != len(batch):
+                raise TerminalError(
+                    f"{self.name}: sent {len(batch)} credit notes, Xero answered for "
+                    f"{len(returned)}"
+                )
+            for plan, note in zip(batch, returned, strict=True):
+                errors = tuple(e.message for e in (note.validation_errors or []) if e.message)
+                if note.has_errors or errors:
+                    yield CreditNoteResult(plan.key, ok=False, errors=errors or ("rejected",))
+                else:
+                    yield CreditNoteResult(plan.key, ok=True, remote=_remote_credit(note))
+
+    def _credit_note(self, plan: CreditNotePlan) -> CreditNote:
+        return CreditNote(
+            type="ACCRECCREDIT",
+            contact=Contact(contact_id=plan.contact_id),
+            line_items=[_line(line) for line in plan.lines],
+            date=plan.credit_date,
+            reference=plan.key,
+            status="DRAFT",
+            currency_code=CurrencyCode(plan.currency),
+            line_amount_types=LineAmountTypes(self._config.line_amount_types),
+        )
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _sdk_token(self) -> dict[str, Any]:
@@ -370,6 +441,16 @@ def _remote(inv: Invoice) -> RemoteInvoice:
         subtotal=_dec(inv.sub_total),
         total_tax=_dec(inv.total_tax),
         total=_dec(inv.total),
+    )
+
+
+def _remote_credit(note: CreditNote) -> RemoteCreditNote:
+    return RemoteCreditNote(
+        credit_note_id=str(note.credit_note_id),
+        number=note.credit_note_number,
+        reference=note.reference or "",
+        status=_enum_value(note.status) or "",
+        total=_dec(note.total),
     )
 
 

@@ -28,6 +28,7 @@ from pydantic import (
 
 from connectors.registry import Role, for_role
 from core.errors import ConfigError
+from core.periods import PeriodConfig
 from core.secrets import SecretRefError, substitute
 from mapping.rules import MappingRules
 
@@ -53,7 +54,7 @@ class DatabaseConfig(_Section):
 
 
 class OrganisationConfig(_Section):
-    timezone: str = Field(description="IANA name; billing periods are months in this zone")
+    timezone: str = Field(description="IANA name; billing periods are cut in this zone")
 
     @field_validator("timezone")
     @classmethod
@@ -76,8 +77,8 @@ class ScheduleConfig(_Section):
     )
     period: Literal["previous", "current"] = Field(
         default="previous",
-        description="the billing month a scheduled run syncs, in the organisation's timezone: "
-        "the month before the run, or the month of the run",
+        description="the billing period a scheduled run syncs, in the organisation's timezone: "
+        "the period before the one the run falls in, or that one",
     )
     misfire_grace_seconds: int = Field(
         default=3600,
@@ -156,6 +157,11 @@ class ProfileConfig(_Section):
         "(5 fields, organisation's timezone), `period` (previous or current month), "
         "`misfire_grace_seconds` (default 3600)",
     )
+    billing_period: PeriodConfig = Field(
+        default_factory=PeriodConfig,
+        description="billing periods (kind: monthly, weekly, semi-monthly or custom) and "
+        "close_after_days (README: Periods and closing)",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> ProfileConfig:
@@ -197,6 +203,15 @@ class HourbridgeConfig(_Section):
                     raise _KeyedError(f"profiles.{name}.{key}", f"no source named {source!r}")
             if profile.target not in self.targets:
                 raise _KeyedError(f"profiles.{name}.target", f"no target named {profile.target!r}")
+            # an invoice key PREFIX/PROFILE/PERIOD/12-hex must fit in 64 characters
+            longest = 7 if profile.billing_period.kind == "monthly" else 10
+            if len(profile.reference_prefix) + len(name) + longest + 15 > 64:
+                raise _KeyedError(
+                    f"profiles.{name}",
+                    f"reference_prefix and profile name are too long together for "
+                    f"{profile.billing_period.kind} invoice keys (at most "
+                    f"{49 - longest} characters)",
+                )
         return self
 
     def profile(self, name: str | None) -> tuple[str, ProfileConfig]:

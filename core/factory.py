@@ -43,4 +43,6 @@ def build_profile(
         rules=profile.mapping,
         reference_prefix=profile.reference_prefix,
         due_days=profile.due_days,
+        periods=profile.billing_period.scheme(),
+        timezone=cfg.organisation.tz,
     )

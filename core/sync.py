@@ -14,8 +14,10 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import Engine
@@ -30,12 +32,14 @@ from connectors.base import (
     TrackerSource,
 )
 from core import ledger
+from core.billing import RetainerBook, contact_of, currency_of, plan_modes, record_usage, wanted
+from core.closing import Placement, placement
 from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
 from core.money import ZERO
-from core.periods import Period
+from core.periods import MONTHLY, Period, PeriodScheme
 from core.report import (
     InvoiceAction,
     InvoiceSummary,
@@ -57,6 +61,7 @@ from core.tables import (
     SyncRunRow,
     WritebackRow,
 )
+from mapping.billing import Agreement
 from mapping.resolver import ContactKind, ContactRef, MappedEntry, Resolver, Unmapped
 from mapping.rules import MappingRules
 
@@ -64,6 +69,7 @@ log = structlog.get_logger("hourbridge.sync")
 
 Clock = Callable[[], datetime]
 CURSOR_SAFETY = timedelta(minutes=10)
+UTC_ZONE = ZoneInfo("UTC")
 DELETE_MARK = "delete"  # pushed_hash of a write that deletes an emptied DRAFT
 
 
@@ -79,6 +85,8 @@ class Profile:
     rules: MappingRules
     reference_prefix: str
     due_days: int
+    periods: PeriodScheme = MONTHLY  # how time is cut into periods, and when they close
+    timezone: ZoneInfo = UTC_ZONE  # the organisation's
 
 
 @dataclass
@@ -344,6 +352,7 @@ class SyncEngine:
         invoices = ledger.invoice_rows(session, self._p.name)
         groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
         pending = report.entries_pending
+        now = self._clock()
 
         for entry, lrow in self._entries(session):
             if entry.deleted:
@@ -353,7 +362,15 @@ class SyncEngine:
                 current.status == InvoiceStatus.LOCKED.value or current.period != str(period)
             ):
                 continue  # billed on an invoice we may not touch, or on another period's
-            outcome = self._classify(entry, period, directory, on_our_invoice=current is not None)
+            place = placement(
+                self._p.periods,
+                entry.spent_date,
+                period,
+                now,
+                self._p.timezone,
+                on_our_invoice=current is not None,
+            )
+            outcome = self._classify(entry, place, directory, on_our_invoice=current is not None)
             if outcome is None:
                 continue
             if isinstance(outcome, PendingReason):
@@ -364,6 +381,8 @@ class SyncEngine:
                 _count_unmapped(out.unmapped, outcome)
                 continue
             mapped = outcome
+            if place.late_from is not None:
+                mapped = replace(mapped, late_from=str(place.late_from))
             if current is not None:
                 # An entry already on one of our DRAFT invoices stays on it.
                 slot_contact = _parse_contact(current.contact)
@@ -377,6 +396,7 @@ class SyncEngine:
                     mapped
                 )
 
+        present = self._agreements(period, directory, groups, report)
         planned_slots = {(str(c), cur) for c, cur in groups}
         for row in invoices.values():
             if (
@@ -387,22 +407,63 @@ class SyncEngine:
             ):
                 groups[(_parse_contact(row.contact), row.currency)] = []  # emptied: delete it
 
+        balances = RetainerBook(session, self._p.name, period)
         for (contact, currency), members in sorted(groups.items()):
             remote_contact = directory.contact(contact)
             seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
             slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
+            modes = plan_modes(
+                members,
+                present.get((contact, currency), []),
+                self._p.rules,
+                period,
+                seq,
+                rolled_in=balances.rolled_in,
+                prior=partial(balances.prior, seq=seq),
+                max_description=directory.max_description,
+            )
             out.plans.append(
                 build_plan(
                     prefix=self._p.reference_prefix,
                     slot=slot,
                     contact_id=remote_contact.contact_id if remote_contact else "",
                     contact_name=remote_contact.name if remote_contact else str(contact),
-                    entries=members,
+                    entries=modes.hourly,
                     due_days=self._p.due_days,
                     max_description=directory.max_description,
+                    mode_lines=modes.lines,
+                    covered=modes.covered,
+                    retainers=modes.retainers,
                 )
             )
         return out
+
+    def _agreements(
+        self,
+        period: Period,
+        directory: Directory,
+        groups: dict[tuple[ContactRef, str], list[MappedEntry]],
+        report: RunReport,
+    ) -> dict[tuple[ContactRef, str], list[Agreement]]:
+        """Retainers and fixed fees by the invoice (contact, currency) they go on; a retainer,
+        or a fixed fee with a milestone in the period, gets its invoice even without hours."""
+        present: dict[tuple[ContactRef, str], list[Agreement]] = defaultdict(list)
+        for where, agreement in self._p.rules.agreements():
+            ref = contact_of(self._p.rules.clients[agreement.client])
+            remote = directory.contact(ref)
+            if remote is None:
+                report.warnings.append(
+                    f"{where}: contact {ref} not found in the target; its lines wait"
+                )
+                continue
+            slot = (
+                ContactRef(ContactKind.ID, remote.contact_id),
+                currency_of(self._p.rules, agreement),
+            )
+            present[slot].append(agreement)
+            if wanted(agreement, period):
+                groups.setdefault(slot, [])
+        return present
 
     def _entries(self, session: Session) -> Iterator[tuple[SourceEntry, LedgerRow | None]]:
         """Every stored entry of the profile's sources, with its ledger row if it has one."""
@@ -412,11 +473,14 @@ class SyncEngine:
                 yield entry, billed.get(entry.source_id)
 
     def _classify(
-        self, entry: SourceEntry, period: Period, directory: Directory, *, on_our_invoice: bool
+        self, entry: SourceEntry, place: Placement, directory: Directory, *, on_our_invoice: bool
     ) -> MappedEntry | Unmapped | PendingReason | None:
         """Why an entry waits, or how it maps. None: not this period's business at all."""
         reason = _pending_reason(entry, on_our_invoice=on_our_invoice)
-        if not period.contains(entry.spent_date):
+        if place.waits_late:
+            # this period's own, but it closed before the entry was invoiced
+            return reason or PendingReason.LATE
+        if not place.here:
             # Counted only if it would be billable: revenue waiting in another period.
             return PendingReason.OUT_OF_PERIOD if reason is None else None
         if reason is not None:
@@ -572,6 +636,7 @@ class SyncEngine:
                 lrow.state = self._held.value
                 lrow.confirmed_hash = self._p.target.fingerprint(plan)
             session.add(lrow)
+        record_usage(session, self._p.name, plan, now)
 
     # -- 5. tell the trackers -------------------------------------------------------------
 

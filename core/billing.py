@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
+from connectors.base import Directory
 from core.invoices import InvoicePlan, PlannedLine, build_lines
 from core.model import EntryKind
 from core.money import ZERO
@@ -65,6 +66,22 @@ def currency_of(rules: MappingRules, agreement: Agreement) -> str:
     currency = agreement.currency or client.currency
     assert currency is not None  # MappingRules checks one is given
     return currency
+
+
+def agreement_problem(agreement: Agreement, directory: Directory) -> str | None:
+    """Why the target can't take the agreement's lines (an item it doesn't have), if so."""
+    codes = {agreement.item_code}
+    if isinstance(agreement, Retainer):
+        codes.add(agreement.overage_item_code)
+    else:
+        codes.update(m.item_code for m in agreement.milestones)
+    if directory.requires_item and not agreement.item_code:
+        return "an item_code (this target needs one on every line)"
+    if not directory.open_names:
+        missing = sorted(c for c in codes if c and c not in directory.item_codes)
+        if missing:
+            return f"item {missing[0]} not found in the target"
+    return None
 
 
 def wanted(agreement: Agreement, period: Period) -> bool:

@@ -32,12 +32,20 @@ from connectors.base import (
     TrackerSource,
 )
 from core import ledger
-from core.billing import RetainerBook, contact_of, currency_of, plan_modes, record_usage, wanted
+from core.billing import (
+    RetainerBook,
+    agreement_problem,
+    contact_of,
+    currency_of,
+    plan_modes,
+    record_usage,
+    wanted,
+)
 from core.closing import Placement, placement
 from core.errors import HourbridgeError
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
-from core.model import SourceEntry, WritebackResult
+from core.model import EntryKind, SourceEntry, WritebackResult
 from core.money import ZERO
 from core.periods import MONTHLY, Period, PeriodScheme
 from core.report import (
@@ -61,7 +69,7 @@ from core.tables import (
     SyncRunRow,
     WritebackRow,
 )
-from mapping.billing import Agreement
+from mapping.billing import Agreement, agreement_for
 from mapping.resolver import ContactKind, ContactRef, MappedEntry, Resolver, Unmapped
 from mapping.rules import MappingRules
 
@@ -353,6 +361,8 @@ class SyncEngine:
         groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
         pending = report.entries_pending
         now = self._clock()
+        broken = self._broken(directory)
+        everyone = [a for _where, a in self._p.rules.agreements()]
 
         for entry, lrow in self._entries(session):
             if entry.deleted:
@@ -371,6 +381,8 @@ class SyncEngine:
                 on_our_invoice=current is not None,
             )
             outcome = self._classify(entry, place, directory, on_our_invoice=current is not None)
+            if isinstance(outcome, MappedEntry):
+                outcome = _mode_checked(outcome, place, everyone, broken)
             if outcome is None:
                 continue
             if isinstance(outcome, PendingReason):
@@ -381,8 +393,6 @@ class SyncEngine:
                 _count_unmapped(out.unmapped, outcome)
                 continue
             mapped = outcome
-            if place.late_from is not None:
-                mapped = replace(mapped, late_from=str(place.late_from))
             if current is not None:
                 # An entry already on one of our DRAFT invoices stays on it.
                 slot_contact = _parse_contact(current.contact)
@@ -438,6 +448,18 @@ class SyncEngine:
             )
         return out
 
+    def _broken(self, directory: Directory) -> dict[str, str]:
+        """Agreements the target can't take, by key, with why: their entries wait."""
+        broken: dict[str, str] = {}
+        for where, agreement in self._p.rules.agreements():
+            ref = contact_of(self._p.rules.clients[agreement.client])
+            problem = agreement_problem(agreement, directory)
+            if directory.contact(ref) is None:
+                problem = f"contact {ref} not found in the target"
+            if problem is not None:
+                broken[agreement.key] = f"{where}: {problem}"
+        return broken
+
     def _agreements(
         self,
         period: Period,
@@ -448,14 +470,12 @@ class SyncEngine:
         """Retainers and fixed fees by the invoice (contact, currency) they go on; a retainer,
         or a fixed fee with a milestone in the period, gets its invoice even without hours."""
         present: dict[tuple[ContactRef, str], list[Agreement]] = defaultdict(list)
-        for where, agreement in self._p.rules.agreements():
+        for _where, agreement in self._p.rules.agreements():
             ref = contact_of(self._p.rules.clients[agreement.client])
             remote = directory.contact(ref)
-            if remote is None:
-                report.warnings.append(
-                    f"{where}: contact {ref} not found in the target; its lines wait"
-                )
-                continue
+            problem = agreement_problem(agreement, directory)
+            if remote is None or problem is not None:
+                continue  # its entries wait as unmapped, naming the problem (_broken)
             slot = (
                 ContactRef(ContactKind.ID, remote.contact_id),
                 currency_of(self._p.rules, agreement),
@@ -477,10 +497,7 @@ class SyncEngine:
     ) -> MappedEntry | Unmapped | PendingReason | None:
         """Why an entry waits, or how it maps. None: not this period's business at all."""
         reason = _pending_reason(entry, on_our_invoice=on_our_invoice)
-        if place.waits_late:
-            # this period's own, but it closed before the entry was invoiced
-            return reason or PendingReason.LATE
-        if not place.here:
+        if not (place.here or place.waits_late):
             # Counted only if it would be billable: revenue waiting in another period.
             return PendingReason.OUT_OF_PERIOD if reason is None else None
         if reason is not None:
@@ -490,6 +507,9 @@ class SyncEngine:
             problem = _check_target(mapped, directory)
             if problem is not None:
                 return Unmapped(entry, (problem,))
+        if place.waits_late and isinstance(mapped, MappedEntry):
+            # this period's own, but it closed before the entry was invoiced
+            return PendingReason.LATE
         return mapped
 
     def _decide(
@@ -714,6 +734,20 @@ class SyncEngine:
                     )
                 )
             session.commit()
+
+
+def _mode_checked(
+    mapped: MappedEntry, place: Placement, everyone: list[Agreement], broken: dict[str, str]
+) -> MappedEntry | Unmapped:
+    """A late entry marked with its period; one whose agreement the target can't take waits
+    (never billed by the hour instead)."""
+    entry = mapped.entry
+    agreement = agreement_for(everyone, entry) if entry.kind is EntryKind.TIME else None
+    if agreement is not None and agreement.key in broken:
+        return Unmapped(entry, (broken[agreement.key],))
+    if place.late_from is not None:
+        return replace(mapped, late_from=str(place.late_from))
+    return mapped
 
 
 def _count_unmapped(items: dict[str, UnmappedItem], unmapped: Unmapped) -> None:

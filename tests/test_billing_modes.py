@@ -535,7 +535,7 @@ def test_retainer_rollover_is_stored_with_its_invoice_and_never_counted_twice(
     rules = {
         **RATES,
         "retainers": [
-            {**RETAINER, "unused": "roll_over", "rollover_cap_hours": "10", "client": "C1"}
+            {**RETAINER, "unused": "roll_over", "rollover_cap_hours": "10", "item_code": "DEV"}
         ],
     }
     source = MemorySource("src", [entry("1", oct_(5), "12", source="src")])
@@ -571,3 +571,17 @@ def test_retainer_rollover_is_stored_with_its_invoice_and_never_counted_twice(
     plans: list[InvoicePlan] = [p for p, _r in target.stored.values()]
     assert {r.invoice_key for r in rows} == {p.key for p in plans}
     assert _billed(target) == ["src:1", "src:2"]
+
+
+def test_a_retainer_the_target_cannot_take_holds_its_entries_as_unmapped(engine: Engine) -> None:
+    """Its item is missing in the target: its entries wait, never billed by the hour."""
+    rules = {**RATES, "retainers": [RETAINER]}  # item RETAINER: not in the target
+    source = MemorySource("src", [entry("1", oct_(5), "3", source="src")])
+    target = MemoryTarget()
+    sync = SyncEngine(engine, _profile(source, target, rules), clock=Clock(datetime.now(UTC)))
+    report = sync.run(OCT)
+    assert report.invoices_created == 0 and _billed(target) == []
+    assert report.entries_pending["unmapped"] == 1
+    assert [u.what for u in report.unmapped] == [
+        "retainers[0]: item RETAINER not found in the target"
+    ]

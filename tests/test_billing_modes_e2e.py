@@ -1,0 +1,154 @@
+"""End to end against the fake Harvest and Xero: a retainer with overage, and an entry that
+turns up after its month closed going onto the next month's invoice, marked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core.config import load_config
+from core.db import open_database
+from core.factory import build_profile
+from core.http import CallCounter
+from core.periods import Period
+from core.sync import SyncEngine
+from sandbox.server import Sandbox
+from tests.conftest import sandbox_config, write_config
+from tests.helpers import eligible, live_invoices
+
+AKL = ZoneInfo("Pacific/Auckland")
+TASKS = range(8000001, 8000007)  # the mapped tasks
+ACME, NORDISK = 5000001, 5000003
+OVERAGE = Decimal(5)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _hours(sandbox: Sandbox, client: int, period: str = "2026-10") -> Decimal:
+    return sum(
+        (
+            Decimal(str(e["hours"]))
+            for e in sandbox.month.time_entries
+            if eligible(e, period) and e["client"]["id"] == client and e["task"]["id"] in TASKS
+        ),
+        Decimal(0),
+    )
+
+
+def _invoices_of(sandbox: Sandbox, number: str) -> list[dict[str, Any]]:
+    contact = next(c for c in sandbox.month.xero_contacts if c.get("ContactNumber") == number)
+    return [
+        inv
+        for inv in live_invoices(sandbox.xero.invoices)
+        if str(inv["Contact"]["ContactID"]).lower() == contact["ContactID"].lower()
+    ]
+
+
+def _plain(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+@pytest.mark.usefixtures("tokens")
+def test_retainer_with_overage_and_a_late_entry_in_the_fake_xero(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    used = _hours(sandbox, ACME)
+    included = used - OVERAGE
+    assert included > 0
+    data = sandbox_config(sandbox, db_url)
+    profile = data["profiles"]["agency-monthly"]
+    profile["billing_period"] = {"kind": "monthly", "close_after_days": 3}
+    profile["mapping"]["retainers"] = [
+        {
+            "client": str(ACME),
+            "amount": "1000.00",
+            "hours": str(included),
+            "overage_rate": "150",
+            "item_code": "SUPPORT",
+            "account_code": "200",
+        }
+    ]
+    config = write_config(tmp_path / "c.yaml", data)
+    loaded = load_config(config)
+    built = build_profile(loaded, None, CallCounter())
+    clock = Clock(datetime(2026, 11, 2, 6, tzinfo=AKL))  # October still open
+    sync = SyncEngine(open_database(db_url), built, clock=clock)
+
+    report = sync.run(Period(2026, 10))
+    assert report.status == "succeeded", report.errors
+    (acme,) = _invoices_of(sandbox, "HV-5000001")
+    lines = acme["LineItems"]
+    retainer = [li for li in lines if li.get("ItemCode") == "SUPPORT"]
+    assert [
+        (li["Description"], Decimal(str(li["Quantity"])), Decimal(str(li["UnitAmount"])))
+        for li in retainer
+    ] == [
+        (f"Retainer 2026-10: {_plain(used)} of {_plain(included)} h used", 1, Decimal(1000)),
+        (f"Overage 2026-10: 5 h beyond {_plain(included)} h", OVERAGE, Decimal(150)),
+    ]
+    assert Decimal(str(retainer[1]["LineAmount"])) == Decimal("750.00")  # 5 × 150
+    # the retainer covers Acme's hours: no hourly line for any of its tasks
+    assert not [li for li in lines if li.get("ItemCode") in {"DESIGN", "DEV", "PM", "QA"}]
+
+    # a Nørdisk entry for 30 October is approved after October closed (4 Nov 00:00 NZDT)
+    template = next(
+        e
+        for e in sandbox.month.time_entries
+        if e["client"]["id"] == NORDISK and eligible(e, "2026-10") and e["task"]["id"] in TASKS
+    )
+    late = dict(template, id=2199999991, hours=2.5, spent_date="2026-10-30", notes="")
+    del late["created_at"], late["updated_at"]
+    sandbox.harvest.add_entry(late)
+    clock.now = datetime(2026, 11, 4, 0, 0, tzinfo=AKL)
+    report = sync.run(Period(2026, 10))
+    assert report.entries_pending["late"] == 1
+    assert (report.invoices_created, report.invoices_updated) == (0, 0)
+
+    clock.now = datetime(2026, 12, 1, 6, tzinfo=AKL)
+    report = sync.run(Period(2026, 11))
+    assert report.status == "succeeded", report.errors
+    november = [
+        inv
+        for inv in _invoices_of(sandbox, "HV-5000003")
+        if inv["DateString"].startswith("2026-11")
+    ]
+    assert len(november) == 1
+    (line,) = [li for li in november[0]["LineItems"] if "(late, from" in li["Description"]]
+    rate = Decimal(str(template["billable_rate"]))
+    assert line["Description"] == f"{template['task']['name']} (late, from 2026-10)"
+    assert Decimal(str(line["Quantity"])) == Decimal("2.5")
+    assert Decimal(str(line["LineAmount"])) == (Decimal("2.5") * rate).quantize(Decimal("0.01"))
+    # Acme's November invoice carries the retainer again, for November's hours (none roll
+    # over: unused hours lapse by default)
+    (acme_nov,) = [
+        inv
+        for inv in _invoices_of(sandbox, "HV-5000001")
+        if inv["DateString"].startswith("2026-11")
+    ]
+    used_nov = _hours(sandbox, ACME, "2026-11")
+    assert [
+        (li["Description"], Decimal(str(li["Quantity"])), Decimal(str(li["UnitAmount"])))
+        for li in acme_nov["LineItems"]
+        if li["Description"].startswith("Retainer")
+    ] == [
+        (
+            f"Retainer 2026-11: {_plain(used_nov)} of {_plain(included)} h used",
+            Decimal(1),
+            Decimal(1000),
+        )
+    ]
+    # the late entry is billed once: re-running either month changes nothing
+    for period in (Period(2026, 10), Period(2026, 11)):
+        again = sync.run(period)
+        assert (again.invoices_created, again.invoices_updated, again.entries_billed) == (0, 0, 0)

@@ -8,6 +8,7 @@ builder; the engine cases run the real sync engine on SQLite with an injected cl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -16,12 +17,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from connectors.importfiles import invoice_number
+from connectors.quickbooks.target import _KEY as QBO_KEY
+from connectors.quickbooks.target import doc_number
 from core.billing import plan_modes
 from core.closing import placement
+from core.config import ScheduleConfig, load_config
 from core.db import open_database
+from core.errors import ConfigError
 from core.invoices import InvoicePlan, build_lines
 from core.model import EntryKind, Ref, SourceEntry
 from core.periods import MONTHLY, Period, PeriodConfig, PeriodScheme
@@ -30,6 +37,9 @@ from core.tables import RetainerBalanceRow
 from mapping.billing import RetainerUsage
 from mapping.resolver import MappedEntry, Resolver
 from mapping.rules import MappingRules
+from scheduler.schedule import period_for
+from tests.conftest import ROOT, example_config, write_config
+from tests.helpers import run_cli
 from tests.test_billing_properties import MemorySource, MemoryTarget
 
 AKL = ZoneInfo("Pacific/Auckland")
@@ -585,3 +595,102 @@ def test_a_retainer_the_target_cannot_take_holds_its_entries_as_unmapped(engine:
     assert [u.what for u in report.unmapped] == [
         "retainers[0]: item RETAINER not found in the target"
     ]
+
+
+# ---- keys, numbers and the command line -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "number"),
+    [
+        ("2026-10", "HB2610-0bda122da2"),  # monthly: as it always was
+        ("2026-W43", "HB26W43-0bda122da2"),
+        ("2026-10-H2", "HB2610H2-0bda122da2"),
+        ("2026-10-05", "HB261005-0bda122da2"),
+    ],
+)
+def test_every_period_kind_gives_keys_the_targets_read_back(label: str, number: str) -> None:
+    key = f"hb/agency-monthly/{label}/0bda122da2c4"
+    assert invoice_number(key) == doc_number(key) == number
+    assert len(number) <= 21  # QuickBooks' DocNumber limit
+    assert QBO_KEY.search(f"hourbridge {key} do not edit") is not None
+
+
+def _weekly_config(tmp_path: Path) -> Path:
+    data = example_config()
+    data["database"]["url"] = f"sqlite:///{tmp_path / 'hb.db'}"
+    data["profiles"]["agency-monthly"]["billing_period"] = {
+        "kind": "weekly",
+        "week_start": "sunday",
+    }
+    return write_config(tmp_path / "c.yaml", data)
+
+
+def test_the_period_option_reads_the_profiles_notation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARVEST_ACCESS_TOKEN", "x")
+    monkeypatch.setenv("XERO_ACCESS_TOKEN", "y")
+    config = _weekly_config(tmp_path)
+    wrong = run_cli("invoices", "list", "--config", config, "--period", "2026-10", "--json")
+    assert wrong.code == 2
+    assert "--period: period '2026-10' is not a weekly period: write YYYY-Www" in wrong.stderr
+    right = run_cli("invoices", "list", "--config", config, "--period", "2026-W43", "--json")
+    assert right.code == 0, right.stderr
+    assert right.json_list() == []
+
+
+def test_the_schedule_syncs_the_previous_or_current_period_of_the_profiles_kind() -> None:
+    weekly = scheme(kind="weekly", week_start="sunday")
+    monday = datetime(2026, 10, 19, 6, tzinfo=AKL)  # in the week from Sunday 18 October
+    previous = ScheduleConfig(cron="0 6 * * 1")
+    current = ScheduleConfig(cron="0 6 * * 1", period="current")
+    assert str(period_for(previous, monday, AKL, weekly)) == "2026-W42"  # 11–17 October
+    assert str(period_for(current, monday, AKL, weekly)) == "2026-W43"
+    assert period_for(previous, monday, AKL) == Period(2026, 9)  # monthly by default
+
+
+def test_a_long_profile_name_that_would_overflow_the_key_is_refused(tmp_path: Path) -> None:
+    data = example_config()
+    profile = data["profiles"].pop("agency-monthly")
+    profile["reference_prefix"] = "ABCDEFGH"
+    profile["billing_period"] = {"kind": "semi-monthly"}
+    data["profiles"]["a" * 32] = profile
+    path = write_config(tmp_path / "c.yaml", data)
+    with pytest.raises(ConfigError, match="too long together for semi-monthly invoice keys"):
+        load_config(path, environ={"HARVEST_ACCESS_TOKEN": "x", "XERO_ACCESS_TOKEN": "y"})
+
+
+def _commented_block(lines: list[str], prefix: str, first: str) -> str:
+    """The YAML of a commented example: from ``first`` while lines are keys or indented."""
+    start = lines.index(prefix + first)
+    block = []
+    for line in lines[start:]:
+        content = line[len(prefix) :]
+        if not line.startswith(prefix) or not re.match(r"^([a-z_]+:| )", content):
+            break
+        block.append(content)
+    return "\n".join(block)
+
+
+def test_the_commented_period_and_billing_mode_examples_in_the_example_config_are_valid() -> None:
+    lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    period = yaml.safe_load(_commented_block(lines, "    # ", "billing_period:"))
+    weekly = PeriodConfig.model_validate(period["billing_period"])
+    assert (weekly.kind, weekly.week_start, weekly.close_after_days) == ("weekly", "sunday", 3)
+    customs = [
+        PeriodConfig.model_validate(yaml.safe_load("{" + line.split("#   ", 1)[1] + "}"))
+        for line in lines
+        if line.startswith("    #   kind: custom")
+    ]
+    assert [c.kind for c in customs] == ["custom", "custom"]
+    assert customs[0].every_days == 14 and len(customs[1].ranges) == 2
+
+    modes = yaml.safe_load(_commented_block(lines, "      # ", "retainers:"))
+    assert set(modes) == {"retainers", "fixed_fees"}
+    mapping = example_config()["profiles"]["agency-monthly"]["mapping"]
+    rules = MappingRules.model_validate({**mapping, **modes})
+    (retainer,) = rules.retainers
+    assert (retainer.unused, retainer.rollover_cap_hours) == ("roll_over", Decimal(10))
+    (fee,) = rules.fixed_fees
+    assert [m.amount for m in fee.milestones] == [Decimal(4000), Decimal(6000)]

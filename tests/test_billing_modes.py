@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from connectors.importfiles import invoice_number
@@ -27,13 +28,13 @@ from connectors.quickbooks.target import doc_number
 from core.billing import plan_modes
 from core.closing import placement
 from core.config import ScheduleConfig, load_config
-from core.db import open_database
+from core.db import create_db_engine, migrate, open_database
 from core.errors import ConfigError
 from core.invoices import InvoicePlan, build_lines
 from core.model import EntryKind, Ref, SourceEntry
 from core.periods import MONTHLY, Period, PeriodConfig, PeriodScheme
 from core.sync import Profile, SyncEngine
-from core.tables import RetainerBalanceRow
+from core.tables import InvoiceRow, LedgerRow, RetainerBalanceRow
 from mapping.billing import RetainerUsage
 from mapping.resolver import MappedEntry, Resolver
 from mapping.rules import MappingRules
@@ -694,3 +695,47 @@ def test_the_commented_period_and_billing_mode_examples_in_the_example_config_ar
     assert (retainer.unused, retainer.rollover_cap_hours) == ("roll_over", Decimal(10))
     (fee,) = rules.fixed_fees
     assert [m.amount for m in fee.milestones] == [Decimal(4000), Decimal(6000)]
+
+
+def test_upgrading_keeps_invoices_and_the_ledger_rows_that_refer_to_them(db_url: str) -> None:
+    """0009 widens invoices.period; on SQLite that rebuilds a table the ledger refers to."""
+    engine = create_db_engine(db_url)
+    migrate(engine, "0004")
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO invoices (key, profile, target, contact, contact_name, currency, "
+                "period, seq, status, subtotal, line_count, created_at, updated_at) VALUES "
+                "('k1', 'p', 'xero', 'contact_number=A', 'A', 'NZD', '2026-10', 1, 'draft', "
+                "'10', 1, :now, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO ledger (source, source_id, invoice_key, state, entry_hash, "
+                "quantity, unit_price, updated_at) VALUES "
+                "('h', '1', 'k1', 'confirmed', 'x', '1', '10', :now)"
+            ),
+            {"now": now},
+        )
+    engine.dispose()
+    reopened = open_database(db_url)
+    with Session(reopened) as session:
+        row = session.get(InvoiceRow, "k1")
+        assert row is not None and row.period == "2026-10"
+        row.period = "2026-10-H2"  # 10 characters now fit, on PostgreSQL too
+        session.add(row)
+        session.commit()
+        ledger_row = session.get(LedgerRow, ("h", "1"))
+        assert ledger_row is not None and ledger_row.invoice_key == "k1"
+    with reopened.connect() as conn, pytest.raises(IntegrityError):
+        conn.execute(  # foreign keys are still enforced after the upgrade
+            text(
+                "INSERT INTO ledger (source, source_id, invoice_key, state, entry_hash, "
+                "quantity, unit_price, updated_at) VALUES "
+                "('h', '2', 'no-such-invoice', 'confirmed', 'x', '1', '10', :now)"
+            ),
+            {"now": now},
+        )

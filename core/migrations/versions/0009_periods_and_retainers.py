@@ -17,9 +17,13 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_WIDENED = ("invoices", "sync_runs")
+
 
 def upgrade() -> None:
-    for table in ("invoices", "sync_runs"):
+    # On SQLite, batch mode rebuilds the table (core.db.migrate turns foreign keys off
+    # meanwhile, as the ledger refers to invoices).
+    for table in _WIDENED:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column(
                 "period",
@@ -46,7 +50,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("retainer_balances")
-    for table in ("sync_runs", "invoices"):
+    for table in _WIDENED:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column(
                 "period",

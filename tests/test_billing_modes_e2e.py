@@ -23,7 +23,8 @@ from tests.helpers import eligible, live_invoices
 
 AKL = ZoneInfo("Pacific/Auckland")
 TASKS = range(8000001, 8000007)  # the mapped tasks
-ACME, NORDISK = 5000001, 5000003
+ACME, NORDISK, TASMAN = 5000001, 5000003, 5000006
+CAMPAIGN = 14000007  # Tasman's Marketing Campaign: a fixed fee
 OVERAGE = Decimal(5)
 
 
@@ -35,12 +36,17 @@ class Clock:
         return self.now
 
 
-def _hours(sandbox: Sandbox, client: int, period: str = "2026-10") -> Decimal:
+def _hours(
+    sandbox: Sandbox, client: int, period: str = "2026-10", project: int | None = None
+) -> Decimal:
     return sum(
         (
             Decimal(str(e["hours"]))
             for e in sandbox.month.time_entries
-            if eligible(e, period) and e["client"]["id"] == client and e["task"]["id"] in TASKS
+            if eligible(e, period)
+            and e["client"]["id"] == client
+            and e["task"]["id"] in TASKS
+            and project in (None, e["project"]["id"])
         ),
         Decimal(0),
     )
@@ -79,6 +85,17 @@ def test_retainer_with_overage_and_a_late_entry_in_the_fake_xero(
             "account_code": "200",
         }
     ]
+    profile["mapping"]["fixed_fees"] = [
+        {
+            "client": str(TASMAN),
+            "project": str(CAMPAIGN),
+            "item_code": "CONSULT",
+            "milestones": [
+                {"date": "2026-10-15", "amount": "4000.00", "description": "Campaign: kick-off"},
+                {"date": "2026-12-15", "amount": "6000.00", "description": "Campaign: launch"},
+            ],
+        }
+    ]
     config = write_config(tmp_path / "c.yaml", data)
     loaded = load_config(config)
     built = build_profile(loaded, None, CallCounter())
@@ -100,6 +117,33 @@ def test_retainer_with_overage_and_a_late_entry_in_the_fake_xero(
     assert Decimal(str(retainer[1]["LineAmount"])) == Decimal("750.00")  # 5 × 150
     # the retainer covers Acme's hours: no hourly line for any of its tasks
     assert not [li for li in lines if li.get("ItemCode") in {"DESIGN", "DEV", "PM", "QA"}]
+
+    # the fixed fee: October's milestone, and the campaign's hours shown at no charge
+    campaign = _hours(sandbox, TASMAN, project=CAMPAIGN)
+    assert campaign > 0
+    (tasman,) = _invoices_of(sandbox, "HV-5000006")
+    fixed = [
+        (
+            li["Description"],
+            Decimal(str(li["Quantity"])),
+            Decimal(str(li["UnitAmount"])),
+            Decimal(str(li["LineAmount"])),
+        )
+        for li in tasman["LineItems"]
+        if li.get("ItemCode") == "CONSULT"
+    ]
+    assert (
+        "Campaign: kick-off",
+        Decimal(1),
+        Decimal(4000),
+        Decimal("4000.00"),
+    ) in fixed
+    assert (
+        "Hours tracked (fixed fee, not billed) 2026-10",
+        campaign,
+        Decimal(0),
+        Decimal(0),
+    ) in fixed
 
     # a Nørdisk entry for 30 October is approved after October closed (4 Nov 00:00 NZDT)
     template = next(

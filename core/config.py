@@ -145,7 +145,8 @@ class ProfileConfig(_Section):
         default="hb",
         pattern=r"^[A-Za-z0-9]{1,8}$",
         description="first part of our invoice key, sent as Reference (Xero) or in "
-        "PrivateNote (QuickBooks): PREFIX/PROFILE/YYYY-MM/HASH",
+        "PrivateNote (QuickBooks): PREFIX/PROFILE/PERIOD/HASH (PERIOD: 2026-10, 2026-W43, "
+        "2026-10-H1 or 2026-10-05, by billing_period.kind)",
     )
     due_days: int = Field(default=30, ge=0, le=365, description="due date = invoice date + this")
     mapping: MappingRules = Field(
@@ -154,7 +155,7 @@ class ProfileConfig(_Section):
     schedule: ScheduleConfig | None = Field(
         default=None,
         description="run this profile on a schedule under `hourbridge serve`: `cron` "
-        "(5 fields, organisation's timezone), `period` (previous or current month), "
+        "(5 fields, organisation's timezone), `period` (previous or current period), "
         "`misfire_grace_seconds` (default 3600)",
     )
     billing_period: PeriodConfig = Field(

@@ -19,7 +19,7 @@ from core.periods import Period
 from core.sync import SyncEngine
 from sandbox.server import Sandbox
 from tests.conftest import sandbox_config, write_config
-from tests.helpers import eligible, live_invoices
+from tests.helpers import eligible, eligible_expense, live_invoices, run_cli
 
 AKL = ZoneInfo("Pacific/Auckland")
 TASKS = range(8000001, 8000007)  # the mapped tasks
@@ -196,3 +196,64 @@ def test_retainer_with_overage_and_a_late_entry_in_the_fake_xero(
     for period in (Period(2026, 10), Period(2026, 11)):
         again = sync.run(period)
         assert (again.invoices_created, again.invoices_updated, again.entries_billed) == (0, 0, 0)
+
+
+@pytest.mark.usefixtures("tokens")
+def test_weekly_periods_sync_into_the_fake_xero_with_their_own_keys_and_dates(
+    sandbox: Sandbox, db_url: str, tmp_path: Path
+) -> None:
+    data = sandbox_config(sandbox, db_url)
+    data["profiles"]["agency-monthly"]["billing_period"] = {
+        "kind": "weekly",
+        "week_start": "sunday",
+    }
+    config = write_config(tmp_path / "c.yaml", data)
+    wrong = run_cli("sync", "--config", config, "--period", "2026-10")
+    assert wrong.code == 2 and "is not a weekly period" in wrong.stderr
+    assert not sandbox.xero.invoices
+
+    first = run_cli("sync", "--config", config, "--period", "2026-W43", "--json")
+    assert first.code == 0, first.stderr
+    report = first.json()
+    assert report["period"] == "2026-W43" and report["invoices_created"] > 0
+    unmapped = set(sandbox.month.unmapped_client_ids)
+
+    def in_week(item: dict[str, Any]) -> bool:
+        return "2026-10-18" <= str(item["spent_date"]) <= "2026-10-24"
+
+    expected = sum(  # the week's billable, mapped entries and expenses, worked out here
+        1
+        for e in sandbox.month.time_entries
+        if in_week(e)
+        and eligible(e, "2026-10")
+        and e["task"]["id"] in TASKS
+        and e["client"]["id"] not in unmapped
+    ) + sum(
+        1
+        for x in sandbox.month.expenses
+        if in_week(x) and eligible_expense(x, "2026-10") and x["client"]["id"] not in unmapped
+    )
+    assert report["entries_billed"] == expected > 0
+    invoices = live_invoices(sandbox.xero.invoices)
+    assert len(invoices) == report["invoices_created"]
+    for inv in invoices:  # Sunday 18 – Saturday 24 October: dated the 24th, due 30 days on
+        assert inv["Reference"].startswith("hb/agency-monthly/2026-W43/")
+        assert inv["DateString"].startswith("2026-10-24")
+        assert inv["DueDateString"].startswith("2026-11-23")
+    # entries of other weeks wait for theirs
+    assert report["entries_pending"]["out_of_period"] > 0
+
+    again = run_cli("sync", "--config", config, "--period", "2026-W43", "--json").json()
+    assert (again["invoices_created"], again["invoices_updated"], again["entries_billed"]) == (
+        0,
+        0,
+        0,
+    )
+    following = run_cli("sync", "--config", config, "--period", "2026-W44", "--json").json()
+    assert following["invoices_created"] > 0
+    references = [inv["Reference"] for inv in live_invoices(sandbox.xero.invoices)]
+    assert len(references) == len(set(references))
+    assert (
+        sum(r.startswith("hb/agency-monthly/2026-W44/") for r in references)
+        == (following["invoices_created"])
+    )

@@ -382,7 +382,7 @@ class SyncEngine:
             )
             outcome = self._classify(entry, place, directory, on_our_invoice=current is not None)
             if isinstance(outcome, MappedEntry):
-                outcome = _mode_checked(outcome, place, everyone, broken)
+                outcome = _mode_checked(outcome, place, self._p.rules, everyone, broken)
             if outcome is None:
                 continue
             if isinstance(outcome, PendingReason):
@@ -737,14 +737,26 @@ class SyncEngine:
 
 
 def _mode_checked(
-    mapped: MappedEntry, place: Placement, everyone: list[Agreement], broken: dict[str, str]
+    mapped: MappedEntry,
+    place: Placement,
+    rules: MappingRules,
+    everyone: list[Agreement],
+    broken: dict[str, str],
 ) -> MappedEntry | Unmapped:
-    """A late entry marked with its period; one whose agreement the target can't take waits
-    (never billed by the hour instead)."""
+    """A late entry marked with its period; one whose agreement the target can't take, or
+    that is in another currency than its agreement, waits (never billed by the hour instead)."""
     entry = mapped.entry
     agreement = agreement_for(everyone, entry) if entry.kind is EntryKind.TIME else None
     if agreement is not None and agreement.key in broken:
         return Unmapped(entry, (broken[agreement.key],))
+    if agreement is not None and currency_of(rules, agreement) != mapped.currency:
+        return Unmapped(
+            entry,
+            (
+                f"agreement {agreement.key} bills in {currency_of(rules, agreement)} "
+                f"but the entry is in {mapped.currency}",
+            ),
+        )
     if place.late_from is not None:
         return replace(mapped, late_from=str(place.late_from))
     return mapped

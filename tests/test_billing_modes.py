@@ -739,3 +739,16 @@ def test_upgrading_keeps_invoices_and_the_ledger_rows_that_refer_to_them(db_url:
             ),
             {"now": now},
         )
+
+
+def test_an_entry_in_another_currency_than_its_agreement_waits(engine: Engine) -> None:
+    """Never billed by the hour instead of under its retainer."""
+    rules = {**RATES, "retainers": [{**RETAINER, "item_code": "DEV", "currency": "USD"}]}
+    source = MemorySource("src", [entry("1", oct_(5), "3", source="src")])  # NZD
+    target = MemoryTarget()
+    sync = SyncEngine(engine, _profile(source, target, rules), clock=Clock(datetime.now(UTC)))
+    report = sync.run(OCT)
+    assert "src:1" not in _billed(target)
+    assert [u.what for u in report.unmapped] == [
+        "agreement C1 bills in USD but the entry is in NZD"
+    ]

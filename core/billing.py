@@ -33,6 +33,7 @@ from mapping.billing import (
     FixedFee,
     Retainer,
     RetainerUsage,
+    active_agreements,
     agreement_for,
     hours_text,
     milestones_in,
@@ -108,7 +109,7 @@ def plan_modes(
     ``rolled_in(key)``: a retainer's hours rolled over from the period before.
     ``prior(key)``: its usage on an earlier, approved invoice of this period, if any.
     """
-    everyone = [a for _where, a in rules.agreements()]
+    everyone = active_agreements([a for _where, a in rules.agreements()], period.start, period.end)
     here = {a.key: a for a in present}
     scopes: dict[str, list[MappedEntry]] = {key: [] for key in here}
     out = ModePlan()

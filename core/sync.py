@@ -69,7 +69,7 @@ from core.tables import (
     SyncRunRow,
     WritebackRow,
 )
-from mapping.billing import Agreement, agreement_for
+from mapping.billing import Agreement, active_agreements, agreement_for
 from mapping.resolver import ContactKind, ContactRef, MappedEntry, Resolver, Unmapped
 from mapping.rules import MappingRules
 
@@ -362,7 +362,9 @@ class SyncEngine:
         pending = report.entries_pending
         now = self._clock()
         broken = self._broken(directory)
-        everyone = [a for _where, a in self._p.rules.agreements()]
+        everyone = active_agreements(
+            [a for _where, a in self._p.rules.agreements()], period.start, period.end
+        )
 
         for entry, lrow in self._entries(session):
             if entry.deleted:
@@ -471,6 +473,8 @@ class SyncEngine:
         or a fixed fee with a milestone in the period, gets its invoice even without hours."""
         present: dict[tuple[ContactRef, str], list[Agreement]] = defaultdict(list)
         for _where, agreement in self._p.rules.agreements():
+            if not agreement.active(period.start, period.end):
+                continue
             ref = contact_of(self._p.rules.clients[agreement.client])
             remote = directory.contact(ref)
             problem = agreement_problem(agreement, directory)

@@ -46,7 +46,9 @@ def check_fields(template: str, allowed: tuple[str, ...]) -> str:
 
 
 class _Agreement(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, coerce_numbers_to_str=True, populate_by_name=True
+    )
 
     client: str = Field(min_length=1, description="a key of clients: its contact is invoiced")
     project: str | None = Field(
@@ -64,6 +66,22 @@ class _Agreement(BaseModel):
         default=None, min_length=1, max_length=10, description="revenue account of its lines"
     )
 
+    from_: dt.date | None = Field(
+        default=None,
+        alias="from",
+        description="first date it applies to: periods ending before it are billed hourly",
+    )
+    until: dt.date | None = Field(
+        default=None,
+        description="last date it applies to: periods starting after it are billed hourly",
+    )
+
+    def active(self, first: dt.date, last: dt.date) -> bool:
+        """Whether it applies to a period from ``first`` to ``last`` (it overlaps its dates)."""
+        return (self.from_ is None or last >= self.from_) and (
+            self.until is None or first <= self.until
+        )
+
     @property
     def key(self) -> str:
         """Names the agreement in the ledger: the client id, "/" and the project id."""
@@ -76,6 +94,11 @@ class _Agreement(BaseModel):
         return same(self.client, entry.client.id) and (
             self.project is None or same(self.project, entry.project.id)
         )
+
+
+def _check_dates(agreement: _Agreement) -> None:
+    if agreement.from_ and agreement.until and agreement.until < agreement.from_:
+        raise ValueError(f"until {agreement.until} is before from {agreement.from_}")
 
 
 class Retainer(_Agreement):
@@ -117,6 +140,7 @@ class Retainer(_Agreement):
 
     @model_validator(mode="after")
     def _consistent(self) -> Retainer:
+        _check_dates(self)
         if not (self.item_code or self.account_code):
             raise ValueError("give item_code, account_code or both")
         if self.rollover_cap_hours is not None and self.unused != "roll_over":
@@ -155,6 +179,7 @@ class FixedFee(_Agreement):
 
     @model_validator(mode="after")
     def _consistent(self) -> FixedFee:
+        _check_dates(self)
         if not (self.item_code or self.account_code):
             raise ValueError("give item_code, account_code or both")
         return self
@@ -196,6 +221,13 @@ def retainer_usage(
     return RetainerUsage(key, seq, rule.hours, rolled_in, used, overage, out)
 
 
+def active_agreements(
+    agreements: list[Agreement], first: dt.date, last: dt.date
+) -> list[Agreement]:
+    """The agreements that apply to a period from ``first`` to ``last``."""
+    return [a for a in agreements if a.active(first, last)]
+
+
 def agreement_for(agreements: list[Agreement], entry: SourceEntry) -> Agreement | None:
     """The agreement covering an entry: one naming its project wins over its client's."""
     found = [a for a in agreements if a.covers(entry)]
@@ -221,6 +253,7 @@ __all__ = [
     "Milestone",
     "Retainer",
     "RetainerUsage",
+    "active_agreements",
     "agreement_for",
     "milestones_in",
     "retainer_usage",

@@ -366,6 +366,20 @@ CASES = [
         covered=1,
     ),
     Case(
+        "a retainer from a later date leaves earlier periods hourly",
+        [entry("1", oct_(5), "12")],
+        {"retainers": [{**RETAINER, "from": "2026-11-01"}]},
+        [("Design", "12", "100", "1200.00")],  # 12 × 100, by the hour
+    ),
+    Case(
+        "a retainer applies to a period its dates overlap",
+        [entry("1", oct_(5), "12")],
+        {"retainers": [{**RETAINER, "until": "2026-10-01"}]},
+        [("Retainer 2026-10: 12 of 20 h used", "1", "2000", "2000.00")],
+        usage=("12", "0", "0"),
+        covered=1,
+    ),
+    Case(
         "fixed fee: the period's milestone, and the hours shown at no charge",
         [entry("1", oct_(5), "6"), entry("2", oct_(22), "4")],
         {"fixed_fees": [FIXED_FEE]},
@@ -394,7 +408,7 @@ def bill(case: Case) -> tuple[list[tuple[str, Decimal, Decimal, Decimal]], Any]:
     members = [m for m in mapped if isinstance(m, MappedEntry)]
     modes = plan_modes(
         members,
-        [a for _w, a in rules.agreements()],
+        [a for _w, a in rules.agreements() if a.active(case.period.start, case.period.end)],
         rules,
         case.period,
         case.seq,
@@ -449,6 +463,10 @@ def test_a_late_entry_gets_its_own_line_marked_with_its_period() -> None:
         (
             {"retainers": [{**RETAINER, "rollover_cap_hours": "5"}]},
             "rollover_cap_hours needs unused: roll_over",
+        ),
+        (
+            {"retainers": [{**RETAINER, "from": "2026-11-01", "until": "2026-10-31"}]},
+            "until 2026-10-31 is before from 2026-11-01",
         ),
     ],
 )
@@ -693,6 +711,7 @@ def test_the_commented_period_and_billing_mode_examples_in_the_example_config_ar
     rules = MappingRules.model_validate({**mapping, **modes})
     (retainer,) = rules.retainers
     assert (retainer.unused, retainer.rollover_cap_hours) == ("roll_over", Decimal(10))
+    assert retainer.from_ == date(2026, 10, 1)
     (fee,) = rules.fixed_fees
     assert [m.amount for m in fee.milestones] == [Decimal(4000), Decimal(6000)]
 
@@ -752,3 +771,16 @@ def test_an_entry_in_another_currency_than_its_agreement_waits(engine: Engine) -
     assert [u.what for u in report.unmapped] == [
         "agreement C1 bills in USD but the entry is in NZD"
     ]
+
+
+def test_a_retainer_that_has_ended_puts_nothing_on_later_invoices(engine: Engine) -> None:
+    rules = {**RATES, "retainers": [{**RETAINER, "item_code": "DEV", "until": "2026-10-31"}]}
+    source = MemorySource("src", [entry("1", date(2026, 11, 3), "2", source="src")])
+    target = MemoryTarget()
+    sync = SyncEngine(engine, _profile(source, target, rules), clock=Clock(datetime.now(UTC)))
+    assert sync.run(OCT).invoices_created == 1  # October: the retainer line, no hours
+    assert _lines(target, "2026-10") == [
+        ("Retainer 2026-10: 0 of 20 h used", Decimal(1), Decimal("2000.00"))
+    ]
+    sync.run(NOV)  # November: by the hour, no retainer line
+    assert _lines(target, "2026-11") == [("Design", Decimal(2), Decimal("200.00"))]

@@ -91,7 +91,7 @@ def _run(
     config: Path, profile: str | None, period: str | None, *, dry_run: bool, explain: bool = False
 ) -> RunReport:
     loaded = _load(config)
-    billing = _period(loaded, period)
+    billing = _period(loaded, period, profile)
     calls = CallCounter()
     engine = database(loaded)
     try:
@@ -197,8 +197,8 @@ def run_now(
         str | None,
         typer.Option(
             "--period",
-            help="Billing month YYYY-MM (default: the one its schedule would sync now; "
-            "without a schedule, last month).",
+            help="Billing period in the profile's notation (default: the one its schedule "
+            "would sync now; without a schedule, the previous period).",
         ),
     ] = None,
 ) -> None:
@@ -210,9 +210,9 @@ def run_now(
     name, cfg = _profile(loaded, profile)
     tz = loaded.config.organisation.tz
     billing = (
-        _period(loaded, period)
+        _period(loaded, period, name)
         if period is not None
-        else schedule.period_for(cfg.schedule, datetime.now(UTC), tz)
+        else schedule.period_for(cfg.schedule, datetime.now(UTC), tz, cfg.billing_period.scheme())
     )
     try:
         report = service.run_profile(loaded, name, billing)
@@ -481,13 +481,13 @@ def mappings_unmapped(
 def invoices_list(
     config: ConfigOpt,
     profile: ProfileOpt = None,
-    period: Annotated[str | None, typer.Option("--period", help="Only this month.")] = None,
+    period: Annotated[str | None, typer.Option("--period", help="Only this period.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the invoices hourbridge planned or pushed, with their status."""
     loaded = _load(config)
     name, _cfg = _profile(loaded, profile)
-    wanted = str(_period(loaded, period)) if period else None
+    wanted = str(_period(loaded, period, name)) if period else None
     engine = database(loaded)
     with Session(engine) as session:
         rows = sorted(
@@ -534,7 +534,7 @@ def invoices_list(
 @invoices_app.command("confirm")
 def invoices_confirm(
     config: ConfigOpt,
-    period: Annotated[str, typer.Option("--period", help="The month whose file was imported.")],
+    period: Annotated[str, typer.Option("--period", help="The period whose file was imported.")],
     profile: ProfileOpt = None,
     key: Annotated[
         list[str] | None,
@@ -544,7 +544,7 @@ def invoices_confirm(
     """Confirm that an import file was imported: bill its entries and take the imported
     invoices out of the file, so they are never imported twice."""
     loaded = _load(config)
-    billing = _period(loaded, period)
+    billing = _period(loaded, period, profile)
     calls = CallCounter()
     try:
         built = build_profile(loaded, profile, calls)

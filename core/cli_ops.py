@@ -103,6 +103,17 @@ def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
             )
 
 
+def _period_of(loaded: LoadedConfig, row: SyncRunRow) -> Period:
+    """The period a stored run synced, read in its profile's period notation."""
+    settings = loaded.config.profiles.get(row.profile)
+    if settings is None:
+        raise fail(f"{loaded.path}: run {row.id} is of profile {row.profile!r}, not configured")
+    try:
+        return settings.billing_period.scheme().parse(row.period)
+    except ValueError as exc:
+        raise fail(f"run {row.id}: period {row.period!r}: {exc}") from None
+
+
 def runs_retry(
     run_id: Annotated[str, typer.Argument(help="The run to retry (`hourbridge runs list`).")],
     config: ConfigOpt,
@@ -158,11 +169,12 @@ def runs_retry(
                 highlight=False,
                 soft_wrap=True,
             )
+    billing = _period_of(loaded, row)
     try:
         report = service.run_profile(
             loaded,
             row.profile,
-            Period.parse(row.period),
+            billing,
             engine=engine,
             trigger="retry",
             retry_of=run_id,

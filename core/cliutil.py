@@ -36,7 +36,9 @@ PeriodOpt = Annotated[
     str | None,
     typer.Option(
         "--period",
-        help="Billing month YYYY-MM in the organisation's timezone [default: last month].",
+        help="Billing period in the organisation's timezone, in the profile's notation: "
+        "2026-10 (monthly), 2026-W43 (weekly), 2026-10-H1 or -H2 (semi-monthly), a date in "
+        "it (custom) [default: the previous period].",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
@@ -56,12 +58,18 @@ def load(config: Path) -> LoadedConfig:
     return loaded
 
 
-def period(loaded: LoadedConfig, text: str | None) -> Period:
-    if text is None:
-        now = datetime.now(loaded.config.organisation.tz)
-        return Period(now.year, now.month).previous()
+def period(loaded: LoadedConfig, text: str | None, profile_name: str | None = None) -> Period:
+    """``--period`` in the profile's notation; absent: the period before the current one."""
     try:
-        return Period.parse(text)
+        _name, chosen = loaded.config.profile(profile_name)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    scheme = chosen.billing_period.scheme()
+    try:
+        if text is None:
+            tz = loaded.config.organisation.tz
+            return scheme.containing(datetime.now(tz), tz).previous()
+        return scheme.parse(text)
     except ValueError as exc:
         raise fail(f"--period: {exc}") from None
 

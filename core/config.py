@@ -31,6 +31,7 @@ from pydantic import (
 from connectors.registry import Role, for_role
 from core.errors import ConfigError
 from core.opsconfig import AlertsConfig, ServeConfig
+from core.periods import PeriodConfig
 from core.secrets import Resolvers, SecretRefError, substitute
 from mapping.rules import MappingRules
 
@@ -60,7 +61,7 @@ class DatabaseConfig(_Section):
 
 
 class OrganisationConfig(_Section):
-    timezone: str = Field(description="IANA name; billing periods are months in this zone")
+    timezone: str = Field(description="IANA name; billing periods are cut in this zone")
 
     @field_validator("timezone")
     @classmethod
@@ -91,8 +92,8 @@ class ScheduleConfig(_Section):
     )
     period: Literal["previous", "current"] = Field(
         default="previous",
-        description="the billing month a scheduled run syncs, in the organisation's timezone: "
-        "the month before the run, or the month of the run",
+        description="the billing period a scheduled run syncs, in the organisation's timezone: "
+        "the period before the one the run falls in, or that one",
     )
     misfire_grace_seconds: int = Field(
         default=3600,
@@ -166,7 +167,8 @@ class ProfileConfig(_Section):
         default="hb",
         pattern=r"^[A-Za-z0-9]{1,8}$",
         description="first part of our invoice key, sent as Reference (Xero) or in "
-        "PrivateNote (QuickBooks): PREFIX/PROFILE/YYYY-MM/HASH",
+        "PrivateNote (QuickBooks): PREFIX/PROFILE/PERIOD/HASH (PERIOD: 2026-10, 2026-W43, "
+        "2026-10-H1 or 2026-10-05, by billing_period.kind)",
     )
     due_days: int = Field(default=30, ge=0, le=365, description="due date = invoice date + this")
     mapping: MappingRules = Field(
@@ -177,7 +179,7 @@ class ProfileConfig(_Section):
     schedule: ScheduleConfig | None = Field(
         default=None,
         description="run this profile on a schedule under `hourbridge serve`: `cron` "
-        "(5 fields, organisation's timezone), `period` (previous or current month), "
+        "(5 fields, organisation's timezone), `period` (previous or current period), "
         "`misfire_grace_seconds` (default 3600)",
     )
     alerts: AlertsConfig | None = Field(
@@ -191,6 +193,11 @@ class ProfileConfig(_Section):
         "for review, push nothing), adjustment (a line with the delta on the next invoice to "
         "that contact and currency) or credit_note (a reduction becomes a DRAFT credit note in "
         "Xero or a CreditMemo in QuickBooks; an increase becomes an adjustment line)",
+    )
+    billing_period: PeriodConfig = Field(
+        default_factory=PeriodConfig,
+        description="billing periods (kind: monthly, weekly, semi-monthly or custom) and "
+        "close_after_days (README: Periods and closing)",
     )
 
     @model_validator(mode="after")
@@ -297,6 +304,15 @@ class HourbridgeConfig(_Section):
                     raise _KeyedError(f"profiles.{name}.{key}", f"no source named {source!r}")
             if profile.target not in self.targets:
                 raise _KeyedError(f"profiles.{name}.target", f"no target named {profile.target!r}")
+            # an invoice key PREFIX/PROFILE/PERIOD/12-hex must fit in 64 characters
+            longest = 7 if profile.billing_period.kind == "monthly" else 10
+            if len(profile.reference_prefix) + len(name) + longest + 15 > 64:
+                raise _KeyedError(
+                    f"profiles.{name}",
+                    f"reference_prefix and profile name are too long together for "
+                    f"{profile.billing_period.kind} invoice keys (at most "
+                    f"{49 - longest} characters)",
+                )
         for name, target in self.targets.items():
             wanted = getattr(target, "connection", None)
             if wanted is None:

@@ -21,6 +21,8 @@ from core.config import (
     ScheduleConfig,
     SecretsConfig,
 )
+from core.periods import DateRange, PeriodConfig
+from mapping.billing import FixedFee, Milestone, Retainer
 from mapping.rules import ClientRule, MappingRules, ProjectRule, RateRule, Rounding, TaskRule
 
 
@@ -91,6 +93,12 @@ def render() -> str:
         "### profiles.NAME.schedule",
         *_table(ScheduleConfig),
         "",
+        "### profiles.NAME.billing_period",
+        *_table(PeriodConfig),
+        "",
+        "### profiles.NAME.billing_period.ranges[]",
+        *_table(DateRange),
+        "",
         "### profiles.NAME.mapping",
         *_table(MappingRules),
         "",
@@ -108,6 +116,15 @@ def render() -> str:
         "",
         "### mapping.tasks.ID, mapping.expense_categories.ID, default_task, default_expense",
         *_table(TaskRule),
+        "",
+        "### mapping.retainers[]",
+        *_table(Retainer),
+        "",
+        "### mapping.fixed_fees[]",
+        *_table(FixedFee),
+        "",
+        "### mapping.fixed_fees[].milestones[]",
+        *_table(Milestone),
     ]
     for role, title in (("source", "sources.NAME"), ("target", "targets.NAME")):
         for kind, spec in sorted(installed().items()):

@@ -98,4 +98,6 @@ def build_profile(
         due_days=profile.due_days,
         mapping_stored=not mapping_store.in_config(profile),
         drift=profile.drift,
+        periods=profile.billing_period.scheme(),
+        timezone=cfg.organisation.tz,
     )

@@ -25,6 +25,7 @@ from decimal import Decimal
 from core.model import EntryKind
 from core.money import ZERO, cents
 from core.periods import Period
+from mapping.billing import RetainerUsage
 from mapping.describe import render
 from mapping.resolver import ContactRef, MappedEntry
 from mapping.rounding import billable_minutes, line_hours, split_invoice_total
@@ -81,6 +82,7 @@ class InvoicePlan:
     lines: tuple[PlannedLine, ...]
     entries: tuple[MappedEntry, ...]
     department: str | None = None  # QuickBooks Department
+    retainers: tuple[RetainerUsage, ...] = ()  # retainer hours this invoice accounts for
 
     @property
     def subtotal(self) -> Decimal:
@@ -134,6 +136,7 @@ class _LineKey:
     category: str | None
     template: str
     rounding: Rounding | None
+    late_from: str | None  # a late entry's own period: its own line, marked
 
 
 def _label(mapped: MappedEntry) -> tuple[str, ...]:
@@ -167,6 +170,7 @@ def _key(mapped: MappedEntry) -> _LineKey:
         category=mapped.category,
         template=template,
         rounding=mapped.rounding,
+        late_from=mapped.late_from,
     )
 
 
@@ -239,9 +243,11 @@ def build_lines(
         members = groups[key]
         if hours[key] == ZERO:
             continue
+        late = f" (late, from {key.late_from})" if key.late_from else ""
+        room = None if max_description is None else max_description - len(late)
         lines.append(
             PlannedLine(
-                description=render(key.template, _fields(members), max_description),
+                description=render(key.template, _fields(members), room) + late,
                 quantity=hours[key],
                 unit_price=key.unit_price,
                 item_code=key.item_code,
@@ -265,9 +271,18 @@ def build_plan(
     entries: Sequence[MappedEntry],
     due_days: int,
     max_description: int | None = None,
+    mode_lines: Sequence[PlannedLine] = (),
+    covered: Sequence[MappedEntry] = (),
+    retainers: Sequence[RetainerUsage] = (),
 ) -> InvoicePlan:
+    """One invoice. ``entries`` are billed by the hour; ``mode_lines`` (retainer, overage,
+    milestones, hours shown but not billed) come first, and ``covered`` entries are on the
+    invoice through them rather than through lines of their own."""
     invoice_date = slot.period.end
     ordered = tuple(sorted(entries, key=lambda m: (m.entry.spent_date, m.entry.source_id)))
+    everything = tuple(
+        sorted((*ordered, *covered), key=lambda m: (m.entry.spent_date, m.entry.source_id))
+    )
     return InvoicePlan(
         key=invoice_key(prefix, slot),
         slot=slot,
@@ -275,7 +290,8 @@ def build_plan(
         contact_name=contact_name,
         invoice_date=invoice_date,
         due_date=invoice_date + timedelta(days=due_days),
-        lines=build_lines(ordered, max_description=max_description),
-        entries=ordered,
-        department=next((m.department for m in ordered if m.department), None),
+        lines=(*mode_lines, *build_lines(ordered, max_description=max_description)),
+        entries=everything,
+        department=next((m.department for m in everything if m.department), None),
+        retainers=tuple(retainers),
     )

@@ -19,6 +19,7 @@ class PendingReason(StrEnum):
     ALREADY_BILLED = "already_billed"
     RUNNING = "running"
     OUT_OF_PERIOD = "out_of_period"
+    LATE = "late"  # of this period, which closed before it was invoiced: goes on the next open one
 
 
 class InvoiceAction(StrEnum):

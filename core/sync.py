@@ -14,9 +14,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import Engine
@@ -33,14 +35,24 @@ from connectors.base import (
     TrackerSource,
 )
 from core import ledger, mapping_store
+from core.billing import (
+    RetainerBook,
+    agreement_problem,
+    contact_of,
+    currency_of,
+    plan_modes,
+    record_usage,
+    wanted,
+)
+from core.closing import Placement, placement
 from core.drift import DriftBook, DriftKey, changed_elsewhere
 from core.errors import HourbridgeError
 from core.http import CallCounter
 from core.invoices import InvoicePlan, InvoiceSlot, build_plan, invoice_key, reference_prefix
 from core.lease import Lease
-from core.model import SourceEntry, WritebackResult
+from core.model import EntryKind, SourceEntry, WritebackResult
 from core.money import ZERO
-from core.periods import Period
+from core.periods import MONTHLY, Period, PeriodScheme
 from core.report import (
     InvoiceAction,
     InvoiceSummary,
@@ -65,6 +77,7 @@ from core.tables import (
     SyncRunRow,
     WritebackRow,
 )
+from mapping.billing import Agreement, active_agreements, agreement_for
 from mapping.resolver import ContactKind, ContactRef, MappedEntry, Resolver, Unmapped
 from mapping.rules import MappingRules
 
@@ -72,6 +85,7 @@ log = structlog.get_logger("hourbridge.sync")
 
 Clock = Callable[[], datetime]
 CURSOR_SAFETY = timedelta(minutes=10)
+UTC_ZONE = ZoneInfo("UTC")
 DELETE_MARK = "delete"  # pushed_hash of a write that deletes an emptied DRAFT
 
 
@@ -116,6 +130,8 @@ class Profile:
     # database's mapping store (core.mapping_store) instead of ``rules``.
     mapping_stored: bool = False
     drift: str = "flag"  # an entry edited after its invoice left DRAFT: see core.drift
+    periods: PeriodScheme = MONTHLY  # how time is cut into periods, and when they close
+    timezone: ZoneInfo = UTC_ZONE  # the organisation's
 
 
 @dataclass
@@ -325,7 +341,7 @@ class SyncEngine:
         # DRAFT since its period was synced. Look it up, so the change is handled now.
         with Session(self._engine) as session:
             stale = changed_elsewhere(session, self._p.name, str(period))
-        others = [Period.parse(text) for text in stale]
+        others = [self._p.periods.parse(text) for text in stale]
         elsewhere = [
             (other, self._p.target.find_invoices(self._prefix(other), other)) for other in others
         ]
@@ -521,6 +537,11 @@ class SyncEngine:
         invoices = ledger.invoice_rows(session, self._p.name)
         groups: dict[tuple[ContactRef, str], list[MappedEntry]] = defaultdict(list)
         pending = report.entries_pending
+        now = self._clock()
+        broken = self._broken(directory)
+        everyone = active_agreements(
+            [a for _where, a in self._p.rules.agreements()], period.start, period.end
+        )
 
         stored = list(self._entries(session))
         for done, (entry, lrow) in enumerate(stored, start=1):
@@ -532,7 +553,17 @@ class SyncEngine:
                 and self._billed_elsewhere(session, period, entry, lrow, current)
             ) or entry.deleted:
                 continue
-            outcome = self._classify(entry, period, directory, on_our_invoice=current is not None)
+            place = placement(
+                self._p.periods,
+                entry.spent_date,
+                period,
+                now,
+                self._p.timezone,
+                on_our_invoice=current is not None,
+            )
+            outcome = self._classify(entry, place, directory, on_our_invoice=current is not None)
+            if isinstance(outcome, MappedEntry):
+                outcome = _mode_checked(outcome, place, self._p.rules, everyone, broken)
             if outcome is None:
                 continue
             if isinstance(outcome, PendingReason):
@@ -559,6 +590,7 @@ class SyncEngine:
         adjustments = self._drifts.slots(session, str(period), invoices)
         for contact_text, currency in adjustments:
             groups.setdefault((_parse_contact(contact_text), currency), [])
+        present = self._agreements(period, directory, groups, report)
         planned_slots = {(str(c), cur) for c, cur in groups}
         for row in invoices.values():
             if (
@@ -569,18 +601,32 @@ class SyncEngine:
             ):
                 groups[(_parse_contact(row.contact), row.currency)] = []  # emptied: delete it
 
+        balances = RetainerBook(session, self._p.name, period)
         for (contact, currency), members in sorted(groups.items()):
             remote_contact = directory.contact(contact)
             seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
             slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
+            modes = plan_modes(
+                members,
+                present.get((contact, currency), []),
+                self._p.rules,
+                period,
+                seq,
+                rolled_in=balances.rolled_in,
+                prior=partial(balances.prior, seq=seq),
+                max_description=directory.max_description,
+            )
             plan = build_plan(
                 prefix=self._p.reference_prefix,
                 slot=slot,
                 contact_id=remote_contact.contact_id if remote_contact else "",
                 contact_name=remote_contact.name if remote_contact else str(contact),
-                entries=members,
+                entries=modes.hourly,
                 due_days=self._p.due_days,
                 max_description=directory.max_description,
+                mode_lines=modes.lines,
+                covered=modes.covered,
+                retainers=modes.retainers,
             )
             drifts = adjustments.get((str(contact), currency), [])
             out.plans.append(self._drifts.attach(session, plan, drifts) if drifts else plan)
@@ -603,6 +649,45 @@ class SyncEngine:
         self._drifts.check_draft(entry, lrow, current, this_run=this_run)
         return not this_run
 
+    def _broken(self, directory: Directory) -> dict[str, str]:
+        """Agreements the target can't take, by key, with why: their entries wait."""
+        broken: dict[str, str] = {}
+        for where, agreement in self._p.rules.agreements():
+            ref = contact_of(self._p.rules.clients[agreement.client])
+            problem = agreement_problem(agreement, directory)
+            if directory.contact(ref) is None:
+                problem = f"contact {ref} not found in the target"
+            if problem is not None:
+                broken[agreement.key] = f"{where}: {problem}"
+        return broken
+
+    def _agreements(
+        self,
+        period: Period,
+        directory: Directory,
+        groups: dict[tuple[ContactRef, str], list[MappedEntry]],
+        report: RunReport,
+    ) -> dict[tuple[ContactRef, str], list[Agreement]]:
+        """Retainers and fixed fees by the invoice (contact, currency) they go on; a retainer,
+        or a fixed fee with a milestone in the period, gets its invoice even without hours."""
+        present: dict[tuple[ContactRef, str], list[Agreement]] = defaultdict(list)
+        for _where, agreement in self._p.rules.agreements():
+            if not agreement.active(period.start, period.end):
+                continue
+            ref = contact_of(self._p.rules.clients[agreement.client])
+            remote = directory.contact(ref)
+            problem = agreement_problem(agreement, directory)
+            if remote is None or problem is not None:
+                continue  # its entries wait as unmapped, naming the problem (_broken)
+            slot = (
+                ContactRef(ContactKind.ID, remote.contact_id),
+                currency_of(self._p.rules, agreement),
+            )
+            present[slot].append(agreement)
+            if wanted(agreement, period):
+                groups.setdefault(slot, [])
+        return present
+
     def _entries(self, session: Session) -> Iterator[tuple[SourceEntry, LedgerRow | None]]:
         """Every stored entry of the profile's sources, with its ledger row if it has one."""
         for source in self._p.sources:
@@ -611,11 +696,11 @@ class SyncEngine:
                 yield entry, billed.get(entry.source_id)
 
     def _classify(
-        self, entry: SourceEntry, period: Period, directory: Directory, *, on_our_invoice: bool
+        self, entry: SourceEntry, place: Placement, directory: Directory, *, on_our_invoice: bool
     ) -> MappedEntry | Unmapped | PendingReason | None:
         """Why an entry waits, or how it maps. None: not this period's business at all."""
         reason = _pending_reason(entry, on_our_invoice=on_our_invoice)
-        if not period.contains(entry.spent_date):
+        if not (place.here or place.waits_late):
             # Counted only if it would be billable: revenue waiting in another period.
             return PendingReason.OUT_OF_PERIOD if reason is None else None
         if reason is not None:
@@ -625,6 +710,9 @@ class SyncEngine:
             problem = _check_target(mapped, directory)
             if problem is not None:
                 return Unmapped(entry, (problem,))
+        if place.waits_late and isinstance(mapped, MappedEntry):
+            # this period's own, but it closed before the entry was invoiced
+            return PendingReason.LATE
         return mapped
 
     def _decide(
@@ -779,6 +867,7 @@ class SyncEngine:
                 lrow.state = self._held.value
                 lrow.confirmed_hash = self._p.target.fingerprint(plan)
             session.add(lrow)
+        record_usage(session, self._p.name, plan, now)
 
     # -- 4b. credit notes for reductions (drift: credit_note) -----------------------------
 
@@ -943,6 +1032,32 @@ def _credit_failed(report: RunReport, plan: CreditNotePlan, message: str) -> Non
             error=message,
         )
     )
+
+
+def _mode_checked(
+    mapped: MappedEntry,
+    place: Placement,
+    rules: MappingRules,
+    everyone: list[Agreement],
+    broken: dict[str, str],
+) -> MappedEntry | Unmapped:
+    """A late entry marked with its period; one whose agreement the target can't take, or
+    that is in another currency than its agreement, waits (never billed by the hour instead)."""
+    entry = mapped.entry
+    agreement = agreement_for(everyone, entry) if entry.kind is EntryKind.TIME else None
+    if agreement is not None and agreement.key in broken:
+        return Unmapped(entry, (broken[agreement.key],))
+    if agreement is not None and currency_of(rules, agreement) != mapped.currency:
+        return Unmapped(
+            entry,
+            (
+                f"agreement {agreement.key} bills in {currency_of(rules, agreement)} "
+                f"but the entry is in {mapped.currency}",
+            ),
+        )
+    if place.late_from is not None:
+        return replace(mapped, late_from=str(place.late_from))
+    return mapped
 
 
 def _count_unmapped(items: dict[str, UnmappedItem], unmapped: Unmapped) -> None:

@@ -94,7 +94,7 @@ class InvoiceRow(SQLModel, table=True):
     contact_id: str | None = Field(default=None, max_length=64)
     contact_name: str = Field(default="", max_length=255)
     currency: str = Field(max_length=3)
-    period: str = Field(max_length=7, index=True)
+    period: str = Field(max_length=16, index=True, description="the period's label")
     seq: int = 1
     remote_id: str | None = Field(default=None, max_length=64)
     number: str | None = Field(default=None, max_length=64)
@@ -172,7 +172,7 @@ class SyncRunRow(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     profile: str = Field(max_length=32, index=True)
-    period: str = Field(max_length=7)
+    period: str = Field(max_length=16)
     dry_run: bool = False
     status: str = Field(max_length=16)
     trigger: str = Field(
@@ -300,7 +300,7 @@ class DriftRow(SQLModel, table=True):
     invoice_number: str | None = Field(default=None, max_length=64)
     contact: str = Field(max_length=300, description="that invoice's contact reference")
     currency: str = Field(max_length=3)
-    period: str = Field(max_length=7, description="that invoice's period")
+    period: str = Field(max_length=16, description="that invoice's period")
     change: str = Field(max_length=16, description="edited or deleted")
     entry_hash: str = Field(max_length=64, description="content hash the entry changed to")
     hours_before: Decimal = Field(sa_type=DecimalText)
@@ -316,4 +316,26 @@ class DriftRow(SQLModel, table=True):
     )
     note: str | None = Field(default=None, sa_type=Text)
     detected_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RetainerBalanceRow(SQLModel, table=True):
+    """A retainer's hours in one period: what came in, what was used, what rolls on.
+
+    Written with the invoice it describes (in the transaction that records that invoice), and
+    recomputed, never added to, when the period is planned again: a re-run can't count twice.
+    """
+
+    __tablename__ = "retainer_balances"
+
+    profile: str = Field(primary_key=True, max_length=32)
+    retainer: str = Field(primary_key=True, max_length=140, description="client[/project] ids")
+    period: str = Field(primary_key=True, max_length=16)
+    seq: int = Field(primary_key=True, description="the period's invoice for the contact")
+    invoice_key: str = Field(max_length=64)
+    hours_included: Decimal = Field(sa_type=DecimalText)
+    hours_in: Decimal = Field(sa_type=DecimalText, description="rolled over from the period before")
+    hours_used: Decimal = Field(sa_type=DecimalText)
+    hours_overage: Decimal = Field(sa_type=DecimalText)
+    hours_out: Decimal = Field(sa_type=DecimalText, description="rolled over to the next period")
     updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -52,6 +52,7 @@ class MappedEntry:
     rounding: Rounding | None = None  # project's, else client's, else profile's; None: exact
     grouping: Grouping = "task"  # client's, else profile's
     template: str | None = None  # line description template; None: the grouping's default
+    late_from: str | None = None  # a late entry's own (closed) period, marked on its line
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mapping.billing import Agreement, FixedFee, Retainer
+
 CurrencyCode = str
 
 Grouping = Literal["entry", "task", "user", "project", "task+user", "date"]
@@ -325,10 +327,42 @@ class MappingRules(_Rule):
         "{date_range} {notes}; default depends on grouping",
     )
 
+    retainers: list[Retainer] = Field(
+        default_factory=list,
+        description="retainer billing per client or project (README: Billing modes)",
+    )
+    fixed_fees: list[FixedFee] = Field(
+        default_factory=list,
+        description="fixed-fee billing with milestones per client or project "
+        "(README: Billing modes)",
+    )
+
     @field_validator("line_description")
     @classmethod
     def _template(cls, value: str | None) -> str | None:
         return None if value is None else check_template(value)
+
+    @model_validator(mode="after")
+    def _agreements_name_known_clients(self) -> MappingRules:
+        seen: dict[str, str] = {}
+        for where, agreement in self.agreements():
+            client = self.clients.get(agreement.client)
+            if client is None:
+                raise ValueError(f"{where}: client {agreement.client!r} is not a key of clients")
+            if not (agreement.currency or client.currency):
+                raise ValueError(f"{where}: give currency here or on clients.{agreement.client}")
+            if agreement.key in seen:
+                raise ValueError(f"{where} and {seen[agreement.key]} both cover {agreement.key}")
+            seen[agreement.key] = where
+        return self
+
+    def agreements(self) -> list[tuple[str, Agreement]]:
+        """Every retainer and fixed fee, with where it is configured."""
+        found: list[tuple[str, Agreement]] = [
+            (f"retainers[{i}]", r) for i, r in enumerate(self.retainers)
+        ]
+        found += [(f"fixed_fees[{i}]", f) for i, f in enumerate(self.fixed_fees)]
+        return found
 
     @model_validator(mode="after")
     def _no_overlapping_rates(self) -> MappingRules:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.config import HourbridgeConfig, ScheduleConfig, crontab_trigger
-from core.periods import Period
+from core.periods import MONTHLY, Period, PeriodScheme
 
 
 def trigger_for(schedule: ScheduleConfig, tz: ZoneInfo) -> Any:
@@ -45,10 +45,15 @@ def next_fire_times(config: HourbridgeConfig, now: datetime) -> dict[str, dateti
     return result
 
 
-def period_for(schedule: ScheduleConfig | None, moment: datetime, tz: ZoneInfo) -> Period:
-    """The billing month a run at ``moment`` syncs: the month of ``moment`` in ``tz``, or the
+def period_for(
+    schedule: ScheduleConfig | None,
+    moment: datetime,
+    tz: ZoneInfo,
+    scheme: PeriodScheme = MONTHLY,
+) -> Period:
+    """The billing period a run at ``moment`` syncs: the period of ``moment`` in ``tz``, or the
     one before it (``period: previous``, also the default without a schedule)."""
-    current = Period.containing(moment, tz)
+    current = scheme.containing(moment, tz)
     if schedule is not None and schedule.period == "current":
         return current
     return current.previous()

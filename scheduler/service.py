@@ -216,7 +216,8 @@ class Service:
     def _run_scheduled(self, name: str) -> None:
         schedule = self.schedules[name]
         now = self._clock()
-        period = period_for(schedule, now, self._tz)
+        scheme = self._loaded.config.profiles[name].billing_period.scheme()
+        period = period_for(schedule, now, self._tz, scheme)
         bound = log.bind(profile=name, period=str(period))
         bound.info("schedule.run_start")
         try:

@@ -134,7 +134,8 @@ QUICKBOOKS_COLUMNS: tuple[str, ...] = (
 QUICKBOOKS_REQUIRED: tuple[str, ...] = tuple(c for c in QUICKBOOKS_COLUMNS if c.startswith("*"))
 QUICKBOOKS_NUMBER_LIMIT = 21  # DocNumber
 
-_PERIOD = re.compile(r"\d{2}(\d{2})-(0[1-9]|1[0-2])")
+# 2026-10 (monthly), 2026-W43 (weekly), 2026-10-H1 (semi-monthly), 2026-10-05 (custom)
+_PERIOD = re.compile(r"\d{2}(\d{2})-(0[1-9]|1[0-2]|W\d{2})(?:-(H[12]|\d{2}))?")
 _DIGEST = re.compile(r"[0-9a-f]{10,}")
 
 
@@ -150,7 +151,7 @@ def invoice_number(key: str) -> str:
     match = _PERIOD.fullmatch(period)
     if not slash or match is None or _DIGEST.fullmatch(digest) is None:
         raise ValueError(f"not an invoice key (<prefix>/<profile>/YYYY-MM/<hex>): {key!r}")
-    return f"HB{match.group(1)}{match.group(2)}-{digest[:10]}"
+    return f"HB{match.group(1)}{match.group(2)}{match.group(3) or ''}-{digest[:10]}"
 
 
 def plain(value: Decimal) -> str:

@@ -54,7 +54,9 @@ T = TypeVar("T")
 MAX_DESCRIPTION = 4000  # Line.Description
 PRODUCTION = "https://quickbooks.api.intuit.com/v3"
 SANDBOX = "https://sandbox-quickbooks.api.intuit.com/v3"
-_KEY = re.compile(r"[A-Za-z0-9]{1,8}/[a-z0-9][a-z0-9_-]{0,31}/\d{4}-\d{2}/[0-9a-f]{12}")
+_KEY = re.compile(
+    r"[A-Za-z0-9]{1,8}/[a-z0-9][a-z0-9_-]{0,31}/\d{4}-(?:W\d{2}|\d{2}(?:-H[12]|-\d{2})?)/[0-9a-f]{12}"
+)
 _CREDIT_KEY = re.compile(r"[A-Za-z0-9]{1,8}/[a-z0-9][a-z0-9_-]{0,31}/cn/[0-9a-f]{12}")
 THROTTLE_CODES = {3001}  # ThrottleExceeded
 AUTH_CODES = {100, 3100, 3200}  # permission denied, auth failures
@@ -454,9 +456,10 @@ def request_id(body: object) -> str:
 
 
 def doc_number(key: str) -> str:
-    """A DocNumber (at most 21 characters) derived from our key: HB2610-<10 hex>."""
+    """A DocNumber (at most 21 characters) derived from our key: HB2610-<10 hex> (monthly;
+    HB26W43-, HB2610H1- and HB261005- for weekly, semi-monthly and custom periods)."""
     period = key.split("/")[2]
-    return f"HB{period[2:4]}{period[5:7]}-{key.rsplit('/', 1)[1][:10]}"
+    return f"HB{period[2:].replace('-', '')}-{key.rsplit('/', 1)[1][:10]}"
 
 
 def _status(inv: dict[str, Any]) -> str:

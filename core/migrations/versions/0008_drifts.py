@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("invoice_number", sa.String(length=64), nullable=True),
         sa.Column("contact", sa.String(length=300), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("period", sa.String(length=16), nullable=False),
         sa.Column("change", sa.String(length=16), nullable=False),
         sa.Column("entry_hash", sa.String(length=64), nullable=False),
         sa.Column("hours_before", sa.String(length=40), nullable=False),

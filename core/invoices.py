@@ -40,6 +40,7 @@ class PlannedLine:
     account_code: str | None
     tax_type: str | None
     category: str | None = None  # QuickBooks Class
+    tracking: tuple[tuple[str, str], ...] = ()  # Xero tracking (category, option) pairs
     # Why, for people (`preview --explain`); not part of what the target stores or compares.
     rate_rule: str = field(default="", compare=False)  # the rule(s) that gave the price
     rounding: str = field(default="", compare=False)  # how its hours were rounded
@@ -50,7 +51,7 @@ class PlannedLine:
         return cents(self.quantity * self.unit_price)
 
     def signature(self) -> tuple[str, ...]:
-        base = (
+        base: tuple[str, ...] = (
             self.description,
             str(self.quantity.normalize()),
             str(self.unit_price.normalize()),
@@ -58,7 +59,11 @@ class PlannedLine:
             self.account_code or "",
             self.tax_type or "",
         )
-        return (*base, self.category) if self.category else base
+        if self.category:
+            base = (*base, self.category)
+        if self.tracking:  # only when set, so invoices without tracking keep their hashes
+            base = (*base, *(f"tracking:{name}={option}" for name, option in self.tracking))
+        return base
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,7 @@ class InvoicePlan:
     lines: tuple[PlannedLine, ...]
     entries: tuple[MappedEntry, ...]
     department: str | None = None  # QuickBooks Department
+    line_amount_types: str | None = None  # the profile's; None: the target's own setting
 
     @property
     def subtotal(self) -> Decimal:
@@ -134,6 +140,7 @@ class _LineKey:
     category: str | None
     template: str
     rounding: Rounding | None
+    tracking: tuple[tuple[str, str], ...]
 
 
 def _label(mapped: MappedEntry) -> tuple[str, ...]:
@@ -167,6 +174,7 @@ def _key(mapped: MappedEntry) -> _LineKey:
         category=mapped.category,
         template=template,
         rounding=mapped.rounding,
+        tracking=mapped.tracking,
     )
 
 
@@ -197,6 +205,7 @@ def _sort_key(key: _LineKey, members: Sequence[MappedEntry]) -> tuple[object, ..
         key.account_code or "",
         key.tax_type or "",
         key.category or "",
+        key.tracking,
     )
 
 
@@ -248,6 +257,7 @@ def build_lines(
                 account_code=key.account_code,
                 tax_type=key.tax_type,
                 category=key.category,
+                tracking=key.tracking,
                 rate_rule="; ".join(dict.fromkeys(m.rate_rule for m in members)),
                 rounding=key.rounding.explain() if key.rounding else _NO_ROUNDING,
                 entry_keys=tuple(str(m.entry.key) for m in members),
@@ -265,6 +275,7 @@ def build_plan(
     entries: Sequence[MappedEntry],
     due_days: int,
     max_description: int | None = None,
+    line_amount_types: str | None = None,
 ) -> InvoicePlan:
     invoice_date = slot.period.end
     ordered = tuple(sorted(entries, key=lambda m: (m.entry.spent_date, m.entry.source_id)))
@@ -278,4 +289,5 @@ def build_plan(
         lines=build_lines(ordered, max_description=max_description),
         entries=ordered,
         department=next((m.department for m in ordered if m.department), None),
+        line_amount_types=line_amount_types,
     )

@@ -108,6 +108,7 @@ class RunReport:
     writebacks_done: int = 0
     writebacks_failed: int = 0
     writebacks_skipped: int = 0
+    receipts_attached: int = 0  # receipts newly attached to invoices in the target
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -23,9 +23,12 @@ from sqlmodel import Session
 
 from connectors.base import (
     AccountingTarget,
+    AttachmentTarget,
     Directory,
     InvoicedWriter,
     PullRequest,
+    ReceiptSource,
+    RemoteContact,
     RemoteInvoice,
     TrackerSource,
 )
@@ -36,6 +39,7 @@ from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
 from core.money import ZERO
 from core.periods import Period
+from core.receipts import attach_receipts
 from core.report import (
     InvoiceAction,
     InvoiceSummary,
@@ -148,7 +152,7 @@ class SyncEngine:
                 self._summarise(report, actions)
             else:
                 self._push(actions, report)
-                self._write_back(report)
+                self._after_push(actions, report)
             report.status = (
                 RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
             )
@@ -388,21 +392,49 @@ class SyncEngine:
                 groups[(_parse_contact(row.contact), row.currency)] = []  # emptied: delete it
 
         for (contact, currency), members in sorted(groups.items()):
-            remote_contact = directory.contact(contact)
-            seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
-            slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
-            out.plans.append(
-                build_plan(
-                    prefix=self._p.reference_prefix,
-                    slot=slot,
-                    contact_id=remote_contact.contact_id if remote_contact else "",
-                    contact_name=remote_contact.name if remote_contact else str(contact),
-                    entries=members,
-                    due_days=self._p.due_days,
-                    max_description=directory.max_description,
-                )
+            self._plan_slot(
+                out,
+                report,
+                invoices=invoices,
+                period=period,
+                directory=directory,
+                contact=contact,
+                currency=currency,
+                members=members,
             )
         return out
+
+    def _plan_slot(
+        self,
+        out: _Plan,
+        report: RunReport,
+        *,
+        invoices: dict[str, InvoiceRow],
+        period: Period,
+        directory: Directory,
+        contact: ContactRef,
+        currency: str,
+        members: list[MappedEntry],
+    ) -> None:
+        """Plan one (contact, currency) invoice, or refuse it with the reason."""
+        remote_contact = directory.contact(contact)
+        seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
+        slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
+        plan = build_plan(
+            prefix=self._p.reference_prefix,
+            slot=slot,
+            contact_id=remote_contact.contact_id if remote_contact else "",
+            contact_name=remote_contact.name if remote_contact else str(contact),
+            entries=members,
+            due_days=self._p.due_days,
+            max_description=directory.max_description,
+            line_amount_types=self._p.rules.line_amount_types,
+        )
+        problem = currency_mismatch(remote_contact, currency) if members else None
+        if problem is None:
+            out.plans.append(plan)
+        else:  # an error on this invoice, never a silent conversion: its entries wait
+            _refuse(report, out, plan, problem, self._explain)
 
     def _entries(self, session: Session) -> Iterator[tuple[SourceEntry, LedgerRow | None]]:
         """Every stored entry of the profile's sources, with its ledger row if it has one."""
@@ -573,6 +605,40 @@ class SyncEngine:
                 lrow.confirmed_hash = self._p.target.fingerprint(plan)
             session.add(lrow)
 
+    def _after_push(
+        self,
+        actions: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
+        report: RunReport,
+    ) -> None:
+        """Receipts onto their invoices, then tell the trackers what was invoiced."""
+        self._attach_receipts(actions, report)
+        self._write_back(report)
+
+    def _attach_receipts(
+        self,
+        actions: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
+        report: RunReport,
+    ) -> None:
+        """Each expense's receipt onto its invoice, once (core/receipts.py)."""
+        target = self._p.target
+        sources = {s.name: s for s in self._p.sources if isinstance(s, ReceiptSource)}
+        if not sources or not isinstance(target, AttachmentTarget):
+            return
+        remote_ids = {
+            inv.key: inv.remote_id
+            for inv in report.invoices
+            if inv.remote_id and inv.action != InvoiceAction.FAILED.value
+        }
+        todo = [
+            (remote_ids[plan.key], plan.contact_name, [m.entry for m in plan.entries])
+            for plan, action, _found in actions
+            if action is not InvoiceAction.DELETE and plan.key in remote_ids
+        ]
+        self.lease.renew()
+        outcome = attach_receipts(target, sources, todo)
+        report.receipts_attached += outcome.attached
+        report.warnings.extend(outcome.warnings[:20])
+
     # -- 5. tell the trackers -------------------------------------------------------------
 
     def _write_back(self, report: RunReport, batch: int = 200) -> None:
@@ -708,6 +774,32 @@ def _check_target(mapped: MappedEntry, directory: Directory) -> str | None:
         if failed:
             return what if what.startswith("an item") else f"{what} not found in the target"
     return None
+
+
+def currency_mismatch(contact: RemoteContact | None, currency: str) -> str | None:
+    """Why ``contact`` can't take an invoice in ``currency``: its default currency in the
+    target differs (Xero DefaultCurrency, QuickBooks CurrencyRef). None: no objection."""
+    if contact is None or not contact.currency or contact.currency == currency:
+        return None
+    return (
+        f"currency mismatch: the client is billed in {currency} but contact "
+        f"{contact.name!r} has default currency {contact.currency} in the target; "
+        "hourbridge never converts: fix the client's currency or the contact's default "
+        "currency (its entries stay pending)"
+    )
+
+
+def _refuse(report: RunReport, out: _Plan, plan: InvoicePlan, problem: str, explain: bool) -> None:
+    """An invoice that must not be pushed: reported as failed, its entries pending."""
+    report.invoices_failed += 1
+    report.errors.append(f"invoice {plan.key} ({plan.contact_name}): {problem}")
+    summary = _summary(plan, InvoiceAction.FAILED, None, explain)
+    summary.error = problem
+    report.invoices.append(summary)
+    report.entries_pending[PendingReason.UNMAPPED.value] += len(plan.entries)
+    what = f"currency of contact {plan.contact_name!r}: the client bills {plan.slot.currency}"
+    for mapped in plan.entries:
+        _count_unmapped(out.unmapped, Unmapped(mapped.entry, (what,)))
 
 
 def _missing(value: str | None, known: frozenset[str] | None) -> bool:

@@ -26,13 +26,14 @@ from xero_python.accounting import (
     Invoices,
     LineAmountTypes,
     LineItem,
+    LineItemTracking,
 )
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.api_client.serializer import serialize
 from xero_python.exceptions import ApiException
 
-from connectors.base import Directory, PushResult, RemoteContact, RemoteInvoice
+from connectors.base import Directory, PushResult, Receipt, RemoteContact, RemoteInvoice
 from connectors.xero.config import XeroConfig
 from core.errors import TerminalError, TransientError
 from core.http import CallCounter, RateBudget, RetryPolicy, raise_for
@@ -43,6 +44,7 @@ from mapping.resolver import ContactKind, ContactRef
 SERVICE = "xero"
 PAGE_SIZE = 1000
 UNITDP = 4  # unit prices may carry up to 4 decimals (rates like 123.4567)
+MAX_ATTACHMENTS = 10  # Xero: at most 10 attachments per document
 MAX_DESCRIPTION = 4000  # a line item's Description
 T = TypeVar("T")
 
@@ -207,11 +209,52 @@ class XeroTarget:
             reference=plan.key,
             status="DRAFT",
             currency_code=CurrencyCode(plan.slot.currency),
-            line_amount_types=LineAmountTypes(self._config.line_amount_types),
+            line_amount_types=LineAmountTypes(
+                plan.line_amount_types or self._config.line_amount_types
+            ),
         )
         if remote_id is not None:
             invoice.invoice_id = remote_id
         return invoice
+
+    # -- attachments (receipts) -------------------------------------------------------------
+
+    @property
+    def max_attachments(self) -> int:
+        return MAX_ATTACHMENTS if self._config.attach_receipts else 0
+
+    def attached_files(self, invoice_id: str) -> set[str]:
+        """The file names already attached to an invoice (GET /Invoices/{id}/Attachments)."""
+        if not self._config.attach_receipts:
+            return set()
+        found = self._call(lambda: self._api.get_invoice_attachments(self._tenant, invoice_id))
+        return {a.file_name for a in (found.attachments or []) if a.file_name}
+
+    def attach(self, invoice_id: str, file_name: str, receipt: Receipt) -> None:
+        """PUT /Invoices/{id}/Attachments/{FileName} with the file as the raw body."""
+        key = (
+            "attach-"
+            + hashlib.sha256(
+                b"\n".join(
+                    [
+                        invoice_id.encode(),
+                        file_name.encode(),
+                        self._run_nonce.encode(),
+                        receipt.content,
+                    ]
+                )
+            ).hexdigest()
+        )
+        self._call(
+            lambda: self._api.create_invoice_attachment_by_file_name(
+                self._tenant,
+                invoice_id,
+                file_name,
+                receipt.content,
+                include_online=self._config.receipts_online,
+                idempotency_key=key,
+            )
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -286,6 +329,10 @@ def _line(line: PlannedLine) -> LineItem:
         item.account_code = line.account_code
     if line.tax_type:
         item.tax_type = line.tax_type
+    if line.tracking:
+        item.tracking = [
+            LineItemTracking(name=name, option=option) for name, option in line.tracking
+        ]
     return item
 
 
@@ -298,6 +345,7 @@ def _remote(inv: Invoice) -> RemoteInvoice:
             item_code=li.item_code,
             account_code=li.account_code,
             tax_type=li.tax_type,
+            tracking=tuple((t.name or "", t.option or "") for t in (li.tracking or [])),
         )
         for li in (inv.line_items or [])
     ]

@@ -7,6 +7,7 @@ invoice builder.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from core.config import load_config
 from core.errors import ConfigError
@@ -21,7 +23,8 @@ from core.invoices import build_lines
 from core.model import EntryKind, Ref, SourceEntry
 from mapping.resolver import MappedEntry, Resolver
 from mapping.rules import MappingRules
-from tests.conftest import example_config, write_config
+from sandbox.seed import SeedSpec, build_agency_month
+from tests.conftest import ROOT, example_config, write_config
 
 CATEGORIES = {"K1": "Mileage", "K2": "Travel"}
 
@@ -418,3 +421,45 @@ def test_bad_expense_and_tax_rules_are_config_errors(
         load_config(path, environ={"HARVEST_ACCESS_TOKEN": "x", "XERO_ACCESS_TOKEN": "y"})
     assert message in str(info.value)
     assert str(info.value).startswith(f"{path}: profiles.agency-monthly.mapping")
+
+
+def test_the_commented_expense_and_tax_examples_in_the_example_config_are_valid() -> None:
+    """The commented examples for markups, taxes, tracking and line amount types validate,
+    and name tracking options the sandbox's Xero has."""
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    prefix = "      # "
+    lines = text.splitlines()
+    start = lines.index(prefix + 'expense_markup_percent: "10"')
+    block = []
+    for line in lines[start:]:
+        if not line.startswith(prefix):
+            break
+        content = line[len(prefix) :]
+        block.append(content if re.match(r"^([a-z_]+:| )", content) else "# " + content)
+    examples = yaml.safe_load("\n".join(block))
+    assert set(examples) == {
+        "expense_markup_percent",
+        "expense_categories",
+        "clients",
+        "projects",
+        "line_amount_types",
+    }
+    mapping = example_config()["profiles"]["agency-monthly"]["mapping"]
+    merged_rules = {**mapping, "expense_markup_percent": examples["expense_markup_percent"]}
+    merged_rules["line_amount_types"] = examples["line_amount_types"]
+    for key in ("expense_categories", "clients", "projects"):
+        merged_rules[key] = {**mapping[key], **examples[key]}
+    rules = MappingRules.model_validate(merged_rules)
+    assert rules.expense_categories["4100001"].markup_percent == Decimal(15)
+    client = rules.clients["5000002"]
+    assert client.tracking is not None and len(client.tracking) == 2
+    seeded = {
+        (c["Name"], o["Name"])
+        for c in build_agency_month(SeedSpec()).xero_tracking_categories
+        for o in c["Options"]
+        if o["Status"] == "ACTIVE"
+    }
+    named = {(t.name, t.option) for t in client.tracking} | {
+        (t.name, t.option) for t in rules.projects["14000001"].tracking or []
+    }
+    assert named <= seeded

@@ -154,10 +154,13 @@ def test_tracking_on_lines_markup_and_an_unknown_option_refused_by_the_fake(
 
 
 @pytest.mark.usefixtures("tokens")
-def test_a_contact_in_another_currency_fails_its_invoice_and_others_go_through(
+def test_a_contact_in_another_currency_fails_its_invoice_and_others_go_through_inclusive(
     sandbox: Sandbox, db_url: str, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    data = sandbox_config(sandbox, db_url)
+    assert data["targets"]["xero"]["line_amount_types"] == "Exclusive"
+    data["profiles"]["agency-monthly"]["mapping"]["line_amount_types"] = "Inclusive"
+    config = write_config(tmp_path / "c.yaml", data)
     contacts = client_of_contact(sandbox.month)
     client = 5000004  # Harbour City Dental: NZD in Harvest and in the mapping
     contact: dict[str, Any] = next(
@@ -187,3 +190,5 @@ def test_a_contact_in_another_currency_fails_its_invoice_and_others_go_through(
     }
     assert client not in billed_clients
     assert len(billed_clients) == report["invoices_created"] >= 20
+    # the profile's line_amount_types wins over the target's
+    assert {inv["LineAmountTypes"] for inv in live_invoices(sandbox.xero.invoices)} == {"Inclusive"}

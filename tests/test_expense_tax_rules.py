@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.base import RemoteContact
 from core.config import load_config
 from core.errors import ConfigError
 from core.invoices import build_lines
 from core.model import EntryKind, Ref, SourceEntry
+from core.sync import currency_mismatch
 from mapping.resolver import MappedEntry, Resolver
 from mapping.rules import MappingRules
 from sandbox.seed import SeedSpec, build_agency_month
@@ -463,3 +465,36 @@ def test_the_commented_expense_and_tax_examples_in_the_example_config_are_valid(
         (t.name, t.option) for t in rules.projects["14000001"].tracking or []
     }
     assert named <= seeded
+
+
+def test_a_contact_whose_default_currency_differs_is_refused_never_converted() -> None:
+    """Xero's Contact.DefaultCurrency and QuickBooks' CurrencyRef arrive as the contact's
+    currency; a contact without one takes any currency."""
+    aud = RemoteContact(contact_id="1", name="Acme", number=None, currency="AUD")
+    assert currency_mismatch(aud, "AUD") is None
+    problem = currency_mismatch(aud, "NZD")
+    assert problem is not None
+    assert problem.startswith(
+        "currency mismatch: the client is billed in NZD but contact 'Acme' has default "
+        "currency AUD in the target"
+    )
+    assert currency_mismatch(RemoteContact("1", "Acme", None, None), "NZD") is None
+    assert currency_mismatch(None, "NZD") is None
+
+
+def test_quickbooks_class_and_department_come_from_the_project_else_the_client() -> None:
+    rules = MappingRules.model_validate(
+        merged(
+            {
+                "clients": {
+                    "C1": {"contact_number": "C-1", "qbo_class": "Retail", "qbo_department": "NZ"}
+                },
+                "projects": {"P2": {"qbo_class": "Web", "qbo_department": "AU"}},
+            }
+        )
+    )
+    resolver = Resolver(rules)
+    own, project = resolver.resolve(t("1", "1")), resolver.resolve(t("2", "1", project="P2"))
+    assert isinstance(own, MappedEntry) and isinstance(project, MappedEntry)
+    assert (own.category, own.department) == ("Retail", "NZ")
+    assert (project.category, project.department) == ("Web", "AU")

@@ -45,16 +45,25 @@ def _attachments_by_client(sandbox: Sandbox) -> dict[int, list[str]]:
 
 
 @pytest.mark.usefixtures("tokens")
-def test_receipts_are_attached_once_across_two_runs(
+def test_receipts_are_attached_once_across_runs(
     sandbox: Sandbox, db_url: str, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", sandbox_config(sandbox, db_url))
+    data = sandbox_config(sandbox, db_url)
     expected = _receipts_by_client(sandbox)
     total = sum(len(names) for names in expected.values())
     assert total > 0 and max(len(n) for n in expected.values()) <= 10
 
+    # invoices pushed, receipts not (as after a crash between the two, or with it off)
+    data["targets"]["xero"]["attach_receipts"] = False
+    off = run_cli("sync", "--config", write_config(tmp_path / "off.yaml", data), "--period", PERIOD)
+    assert off.code == 0, off.stdout + off.stderr
+    assert sandbox.xero.attachments == {} and sandbox.xero.calls[ATTACH] == 0
+
+    data["targets"]["xero"]["attach_receipts"] = True
+    config = write_config(tmp_path / "c.yaml", data)
     first = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
     assert first.code == 0, first.stdout + first.stderr
+    assert first.json()["invoices_created"] == 0  # the invoices were already there
     assert first.json()["receipts_attached"] == total
     assert first.json()["warnings"] == []
     got = _attachments_by_client(sandbox)

@@ -84,6 +84,7 @@ class RemoteInvoice:
     subtotal: Decimal
     total_tax: Decimal
     total: Decimal
+    has_attachments: bool | None = None  # None: the target doesn't say
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from core.lease import Lease
 from core.model import SourceEntry, WritebackResult
 from core.money import ZERO
 from core.periods import Period
-from core.receipts import attach_receipts
+from core.receipts import InvoiceReceipts, attach_receipts, record_receipts, recorded_receipts
 from core.report import (
     InvoiceAction,
     InvoiceSummary,
@@ -629,13 +629,29 @@ class SyncEngine:
             for inv in report.invoices
             if inv.remote_id and inv.action != InvoiceAction.FAILED.value
         }
+        keys = [
+            p.key for p, a, _f in actions if a is not InvoiceAction.DELETE and p.key in remote_ids
+        ]
+        with Session(self._engine) as session:
+            recorded = recorded_receipts(session, keys)
         todo = [
-            (remote_ids[plan.key], plan.contact_name, [m.entry for m in plan.entries])
-            for plan, action, _found in actions
+            InvoiceReceipts(
+                invoice_id=remote_ids[plan.key],
+                key=plan.key,
+                label=f"{plan.key} ({plan.contact_name})",
+                entries=[m.entry for m in plan.entries],
+                recorded=recorded.get(plan.key, frozenset()),
+                # a new invoice has none; an update keeps what the look-up saw
+                has_attachments=found.has_attachments if found is not None else False,
+            )
+            for plan, action, found in actions
             if action is not InvoiceAction.DELETE and plan.key in remote_ids
         ]
         self.lease.renew()
         outcome = attach_receipts(target, sources, todo)
+        with Session(self._engine) as session:
+            record_receipts(session, outcome.recorded, self._clock())
+            session.commit()
         report.receipts_attached += outcome.attached
         report.warnings.extend(outcome.warnings[:20])
 

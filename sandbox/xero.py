@@ -1872,7 +1872,7 @@ class FakeXero:
             "SentToContact": bool(data.get("SentToContact", False)),
             "CurrencyRate": _as_decimal(data.get("CurrencyRate")) or Decimal("1.000000"),
             "IsDiscounted": totals.discount > 0,
-            "HasAttachments": False,
+            "HasAttachments": bool((existing or {}).get("HasAttachments", False)),
             "HasErrors": False,
             "Contact": {
                 k: contact[k]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from sandbox.harvest import receipt_bytes
 from sandbox.server import Sandbox
@@ -18,6 +19,7 @@ from tests.helpers import client_of_contact, eligible_expense, live_invoices, ru
 
 PERIOD = "2026-10"
 ATTACH = "PUT /Invoices/{InvoiceID}/Attachments/{FileName}"
+LIST = "GET /Invoices/{InvoiceID}/Attachments"
 
 
 def _mapped(sandbox: Sandbox, client_id: int) -> bool:
@@ -79,11 +81,27 @@ def test_receipts_are_attached_once_across_runs(
             assert attachment["MimeType"] == "application/pdf"
     assert sandbox.xero.calls[ATTACH] == total
 
+    assert sandbox.xero.calls[LIST] == 0  # new to attachments: nothing to look up
+
     again = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
     assert again.code == 0, again.stdout + again.stderr
     assert again.json()["receipts_attached"] == 0
     assert again.json()["invoices_created"] == 0
     assert sandbox.xero.calls[ATTACH] == total  # nothing attached twice
+    assert sandbox.xero.calls[LIST] == 0  # the ledger knows: no call at all
+    assert _attachments_by_client(sandbox) == got
+
+    # a run that died after attaching but before recording: the next run lists the
+    # invoice's attachments, finds the receipts there and records them, attaching nothing
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM receipt_attachments"))
+    engine.dispose()
+    third = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
+    assert third.code == 0, third.stdout + third.stderr
+    assert third.json()["receipts_attached"] == 0
+    assert sandbox.xero.calls[ATTACH] == total
+    assert sandbox.xero.calls[LIST] == len(expected)  # one look per invoice with receipts
     assert _attachments_by_client(sandbox) == got
 
 
@@ -111,7 +129,10 @@ def test_tracking_on_lines_markup_and_an_unknown_option_refused_by_the_fake(
     data = sandbox_config(sandbox, db_url)
     mapping = data["profiles"]["agency-monthly"]["mapping"]
     mapping["clients"][str(tracked)]["tracking"] = [
-        {"name": "Region", "option": "South Island"},
+        {
+            "name": "region",
+            "option": "south island",
+        },  # matched in any case; stored as Xero spells them
         {"name": "Business unit", "option": "Design"},
     ]
     mapping["clients"][str(refused)]["tracking"] = [{"name": "Region", "option": "Atlantis"}]
@@ -155,7 +176,7 @@ def test_tracking_on_lines_markup_and_an_unknown_option_refused_by_the_fake(
     untracked = next(inv for c, inv in by_client.items() if c != tracked)
     assert all(li["Tracking"] == [] for li in untracked["LineItems"])
 
-    # a re-run sees the tracked invoice as it is: nothing to update
+    # a re-run sees the tracked invoice as it is (Xero's spelling): nothing to update
     again = run_cli("sync", "--config", config, "--period", PERIOD, "--json")
     assert again.json()["invoices_updated"] == 0
     assert again.json()["invoices_created"] == 0

@@ -66,12 +66,19 @@ class XeroTarget:
         self._tenant = str(config.tenant_id)
         self._run_nonce = uuid.uuid4().hex  # one target per run
         self._item_defaults: dict[str, tuple[str | None, str | None]] = {}
+        # (category, option) case-folded → as Xero spells them; loaded when first needed
+        self._tracking_names: dict[tuple[str, str], tuple[str, str]] | None = None
         # A static bearer token: no expiry known here and no refresh token, so the SDK never
         # tries to refresh by itself (the OAuth flow and token store come with their own issue).
         token = {
             "access_token": config.access_token.get_secret_value(),
             "token_type": "Bearer",
-            "scope": ["accounting.transactions", "accounting.contacts.read"],
+            "scope": [
+                "accounting.transactions",
+                "accounting.contacts.read",
+                "accounting.attachments",
+                "accounting.settings.read",
+            ],
             "expires_in": None,
             "expires_at": None,
         }
@@ -131,7 +138,23 @@ class XeroTarget:
             line,
             account_code=line.account_code or account,
             tax_type=line.tax_type or tax,
+            tracking=self._as_spelled(line.tracking),
         )
+
+    def _as_spelled(self, tracking: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        """Xero matches tracking names regardless of case and stores its own spelling; so
+        does the fingerprint (GET /TrackingCategories once, only if some line has tracking)."""
+        if not tracking:
+            return tracking
+        if self._tracking_names is None:
+            found = self._call(lambda: self._api.get_tracking_categories(self._tenant))
+            self._tracking_names = {
+                (str(c.name).casefold(), str(o.name).casefold()): (str(c.name), str(o.name))
+                for c in (found.tracking_categories or [])
+                for o in (c.options or [])
+            }
+        names = self._tracking_names
+        return tuple(names.get((n.casefold(), o.casefold()), (n, o)) for n, o in tracking)
 
     def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
         """Every ACCREC invoice whose Reference starts with our prefix, keyed by Reference."""
@@ -366,6 +389,7 @@ def _remote(inv: Invoice) -> RemoteInvoice:
         subtotal=_dec(inv.sub_total),
         total_tax=_dec(inv.total_tax),
         total=_dec(inv.total),
+        has_attachments=bool(inv.has_attachments),
     )
 
 

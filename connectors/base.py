@@ -85,6 +85,7 @@ class RemoteInvoice:
     subtotal: Decimal
     total_tax: Decimal
     total: Decimal
+    has_attachments: bool | None = None  # None: the target doesn't say
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,39 @@ class InvoicedWriter(Protocol):
     name: str
 
     def mark_invoiced(self, source_ids: Sequence[str]) -> WritebackResult: ...
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A receipt file as the tracker serves it."""
+
+    file_name: str
+    content_type: str
+    content: bytes
+
+
+@runtime_checkable
+class ReceiptSource(Protocol):
+    """A tracker whose expenses' ``receipt_url`` it can download (with its own credentials)."""
+
+    name: str
+
+    def fetch_receipt(self, url: str) -> Receipt: ...
+
+
+@runtime_checkable
+class AttachmentTarget(Protocol):
+    """A target that takes files on its invoices (Xero's Attachments API).
+
+    ``attached_files`` lists the file names already on an invoice (so a re-run never attaches
+    the same receipt twice); ``attach`` adds one file under ``file_name``.
+    """
+
+    max_attachments: int
+
+    def attached_files(self, invoice_id: str) -> set[str]: ...
+
+    def attach(self, invoice_id: str, file_name: str, receipt: Receipt) -> None: ...
 
 
 @runtime_checkable

@@ -230,7 +230,8 @@ class ConnectionConfig(_Section):
     scopes: list[str] | None = Field(
         default=None,
         description="requested scopes; default: Xero `openid profile email offline_access "
-        "accounting.transactions accounting.contacts.read accounting.settings.read`, "
+        "accounting.transactions accounting.contacts.read accounting.settings.read "
+        "accounting.attachments`, "
         "QuickBooks `com.intuit.quickbooks.accounting`",
     )
     authorize_url: HttpUrl | None = Field(

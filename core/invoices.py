@@ -41,6 +41,7 @@ class PlannedLine:
     account_code: str | None
     tax_type: str | None
     category: str | None = None  # QuickBooks Class
+    tracking: tuple[tuple[str, str], ...] = ()  # Xero tracking (category, option) pairs
     # Why, for people (`preview --explain`); not part of what the target stores or compares.
     rate_rule: str = field(default="", compare=False)  # the rule(s) that gave the price
     rounding: str = field(default="", compare=False)  # how its hours were rounded
@@ -51,7 +52,7 @@ class PlannedLine:
         return cents(self.quantity * self.unit_price)
 
     def signature(self) -> tuple[str, ...]:
-        base = (
+        base: tuple[str, ...] = (
             self.description,
             str(self.quantity.normalize()),
             str(self.unit_price.normalize()),
@@ -59,7 +60,11 @@ class PlannedLine:
             self.account_code or "",
             self.tax_type or "",
         )
-        return (*base, self.category) if self.category else base
+        if self.category:
+            base = (*base, self.category)
+        if self.tracking:  # only when set, so invoices without tracking keep their hashes
+            base = (*base, *(f"tracking:{name}={option}" for name, option in self.tracking))
+        return base
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class InvoicePlan:
     entries: tuple[MappedEntry, ...]
     department: str | None = None  # QuickBooks Department
     retainers: tuple[RetainerUsage, ...] = ()  # retainer hours this invoice accounts for
+    line_amount_types: str | None = None  # the profile's; None: the target's own setting
 
     @property
     def subtotal(self) -> Decimal:
@@ -137,6 +143,7 @@ class _LineKey:
     template: str
     rounding: Rounding | None
     late_from: str | None  # a late entry's own period: its own line, marked
+    tracking: tuple[tuple[str, str], ...]
 
 
 def _label(mapped: MappedEntry) -> tuple[str, ...]:
@@ -171,6 +178,7 @@ def _key(mapped: MappedEntry) -> _LineKey:
         template=template,
         rounding=mapped.rounding,
         late_from=mapped.late_from,
+        tracking=mapped.tracking,
     )
 
 
@@ -201,6 +209,7 @@ def _sort_key(key: _LineKey, members: Sequence[MappedEntry]) -> tuple[object, ..
         key.account_code or "",
         key.tax_type or "",
         key.category or "",
+        key.tracking,
     )
 
 
@@ -254,6 +263,7 @@ def build_lines(
                 account_code=key.account_code,
                 tax_type=key.tax_type,
                 category=key.category,
+                tracking=key.tracking,
                 rate_rule="; ".join(dict.fromkeys(m.rate_rule for m in members)),
                 rounding=key.rounding.explain() if key.rounding else _NO_ROUNDING,
                 entry_keys=tuple(str(m.entry.key) for m in members),
@@ -274,6 +284,7 @@ def build_plan(
     mode_lines: Sequence[PlannedLine] = (),
     covered: Sequence[MappedEntry] = (),
     retainers: Sequence[RetainerUsage] = (),
+    line_amount_types: str | None = None,
 ) -> InvoicePlan:
     """One invoice. ``entries`` are billed by the hour; ``mode_lines`` (retainer, overage,
     milestones, hours shown but not billed) come first, and ``covered`` entries are on the
@@ -294,4 +305,5 @@ def build_plan(
         entries=everything,
         department=next((m.department for m in everything if m.department), None),
         retainers=tuple(retainers),
+        line_amount_types=line_amount_types,
     )

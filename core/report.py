@@ -141,6 +141,7 @@ class RunReport:
     writebacks_done: int = 0
     writebacks_failed: int = 0
     writebacks_skipped: int = 0
+    receipts_attached: int = 0  # receipts newly attached to invoices in the target
     api_calls: dict[str, int] = field(default_factory=dict)
     api_retries: dict[str, int] = field(default_factory=dict)  # retries absorbed, per service
     api_rate_limited: dict[str, int] = field(default_factory=dict)  # of which throttled (429…)

@@ -26,11 +26,14 @@ from sqlmodel import Session, select
 
 from connectors.base import (
     AccountingTarget,
+    AttachmentTarget,
     CreditNotePlan,
     CreditNoteTarget,
     Directory,
     InvoicedWriter,
     PullRequest,
+    ReceiptSource,
+    RemoteContact,
     RemoteInvoice,
     TrackerSource,
 )
@@ -53,6 +56,7 @@ from core.lease import Lease
 from core.model import EntryKind, SourceEntry, WritebackResult
 from core.money import ZERO
 from core.periods import MONTHLY, Period, PeriodScheme
+from core.receipts import InvoiceReceipts, attach_receipts, record_receipts, recorded_receipts
 from core.report import (
     InvoiceAction,
     InvoiceSummary,
@@ -279,7 +283,7 @@ class SyncEngine:
         else:
             self._push(actions, report)
             self._settle_drifts(directory, period, report)
-            self._write_back(report)
+            self._after_push(actions, report)
         report.status = (
             RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
         )
@@ -603,33 +607,20 @@ class SyncEngine:
 
         balances = RetainerBook(session, self._p.name, period)
         for (contact, currency), members in sorted(groups.items()):
-            remote_contact = directory.contact(contact)
-            seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
-            slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
-            modes = plan_modes(
-                members,
-                present.get((contact, currency), []),
-                self._p.rules,
-                period,
-                seq,
-                rolled_in=balances.rolled_in,
-                prior=partial(balances.prior, seq=seq),
-                max_description=directory.max_description,
+            self._plan_slot(
+                session,
+                out,
+                report,
+                invoices=invoices,
+                period=period,
+                directory=directory,
+                contact=contact,
+                currency=currency,
+                members=members,
+                agreements=present.get((contact, currency), []),
+                balances=balances,
+                drifts=adjustments.get((str(contact), currency), []),
             )
-            plan = build_plan(
-                prefix=self._p.reference_prefix,
-                slot=slot,
-                contact_id=remote_contact.contact_id if remote_contact else "",
-                contact_name=remote_contact.name if remote_contact else str(contact),
-                entries=modes.hourly,
-                due_days=self._p.due_days,
-                max_description=directory.max_description,
-                mode_lines=modes.lines,
-                covered=modes.covered,
-                retainers=modes.retainers,
-            )
-            drifts = adjustments.get((str(contact), currency), [])
-            out.plans.append(self._drifts.attach(session, plan, drifts) if drifts else plan)
         return out
 
     def _billed_elsewhere(
@@ -687,6 +678,57 @@ class SyncEngine:
             if wanted(agreement, period):
                 groups.setdefault(slot, [])
         return present
+
+    def _plan_slot(
+        self,
+        session: Session,
+        out: _Plan,
+        report: RunReport,
+        *,
+        invoices: dict[str, InvoiceRow],
+        period: Period,
+        directory: Directory,
+        contact: ContactRef,
+        currency: str,
+        members: list[MappedEntry],
+        agreements: list[Agreement],
+        balances: RetainerBook,
+        drifts: list[DriftRow],
+    ) -> None:
+        """Plan one (contact, currency) invoice, or refuse it with the reason."""
+        remote_contact = directory.contact(contact)
+        seq = _open_seq(invoices, self._p.name, str(contact), currency, str(period))
+        slot = InvoiceSlot(self._p.name, contact, currency, period, seq)
+        modes = plan_modes(
+            members,
+            agreements,
+            self._p.rules,
+            period,
+            seq,
+            rolled_in=balances.rolled_in,
+            prior=partial(balances.prior, seq=seq),
+            max_description=directory.max_description,
+        )
+        plan = build_plan(
+            prefix=self._p.reference_prefix,
+            slot=slot,
+            contact_id=remote_contact.contact_id if remote_contact else "",
+            contact_name=remote_contact.name if remote_contact else str(contact),
+            entries=modes.hourly,
+            due_days=self._p.due_days,
+            max_description=directory.max_description,
+            mode_lines=modes.lines,
+            covered=modes.covered,
+            retainers=modes.retainers,
+            line_amount_types=self._p.rules.line_amount_types,
+        )
+        if drifts:
+            plan = self._drifts.attach(session, plan, drifts)
+        problem = currency_mismatch(remote_contact, currency) if plan.lines else None
+        if problem is None:
+            out.plans.append(plan)
+        else:  # an error on this invoice, never a silent conversion: its entries wait
+            _refuse(report, out, plan, problem, self._explain)
 
     def _entries(self, session: Session) -> Iterator[tuple[SourceEntry, LedgerRow | None]]:
         """Every stored entry of the profile's sources, with its ledger row if it has one."""
@@ -929,6 +971,56 @@ class SyncEngine:
                     _credit_failed(report, plans_by_key[result.key], message)
                 session.commit()
 
+    def _after_push(
+        self,
+        actions: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
+        report: RunReport,
+    ) -> None:
+        """Receipts onto their invoices, then tell the trackers what was invoiced."""
+        self._attach_receipts(actions, report)
+        self._write_back(report)
+
+    def _attach_receipts(
+        self,
+        actions: list[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
+        report: RunReport,
+    ) -> None:
+        """Each expense's receipt onto its invoice, once (core/receipts.py)."""
+        target = self._p.target
+        sources = {s.name: s for s in self._p.sources if isinstance(s, ReceiptSource)}
+        if not sources or not isinstance(target, AttachmentTarget):
+            return
+        remote_ids = {
+            inv.key: inv.remote_id
+            for inv in report.invoices
+            if inv.remote_id and inv.action != InvoiceAction.FAILED.value
+        }
+        keys = [
+            p.key for p, a, _f in actions if a is not InvoiceAction.DELETE and p.key in remote_ids
+        ]
+        with Session(self._engine) as session:
+            recorded = recorded_receipts(session, keys)
+        todo = [
+            InvoiceReceipts(
+                invoice_id=remote_ids[plan.key],
+                key=plan.key,
+                label=f"{plan.key} ({plan.contact_name})",
+                entries=[m.entry for m in plan.entries],
+                recorded=recorded.get(plan.key, frozenset()),
+                # a new invoice has none; an update keeps what the look-up saw
+                has_attachments=found.has_attachments if found is not None else False,
+            )
+            for plan, action, found in actions
+            if action is not InvoiceAction.DELETE and plan.key in remote_ids
+        ]
+        self.lease.renew()
+        outcome = attach_receipts(target, sources, todo)
+        with Session(self._engine) as session:
+            record_receipts(session, outcome.recorded, self._clock())
+            session.commit()
+        report.receipts_attached += outcome.attached
+        report.warnings.extend(outcome.warnings[:20])
+
     # -- 5. tell the trackers -------------------------------------------------------------
 
     def _write_back(self, report: RunReport, batch: int = 200) -> None:
@@ -1117,6 +1209,32 @@ def _check_target(mapped: MappedEntry, directory: Directory) -> str | None:
         if failed:
             return what if what.startswith("an item") else f"{what} not found in the target"
     return None
+
+
+def currency_mismatch(contact: RemoteContact | None, currency: str) -> str | None:
+    """Why ``contact`` can't take an invoice in ``currency``: its default currency in the
+    target differs (Xero DefaultCurrency, QuickBooks CurrencyRef). None: no objection."""
+    if contact is None or not contact.currency or contact.currency == currency:
+        return None
+    return (
+        f"currency mismatch: the client is billed in {currency} but contact "
+        f"{contact.name!r} has default currency {contact.currency} in the target; "
+        "hourbridge never converts: fix the client's currency or the contact's default "
+        "currency (its entries stay pending)"
+    )
+
+
+def _refuse(report: RunReport, out: _Plan, plan: InvoicePlan, problem: str, explain: bool) -> None:
+    """An invoice that must not be pushed: reported as failed, its entries pending."""
+    report.invoices_failed += 1
+    report.errors.append(f"invoice {plan.key} ({plan.contact_name}): {problem}")
+    summary = _summary(plan, InvoiceAction.FAILED, None, explain)
+    summary.error = problem
+    report.invoices.append(summary)
+    report.entries_pending[PendingReason.UNMAPPED.value] += len(plan.entries)
+    what = f"currency of contact {plan.contact_name!r}: the client bills {plan.slot.currency}"
+    for mapped in plan.entries:
+        _count_unmapped(out.unmapped, Unmapped(mapped.entry, (what,)))
 
 
 def _missing(value: str | None, known: frozenset[str] | None) -> bool:

@@ -156,6 +156,18 @@ class WritebackRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ReceiptAttachmentRow(SQLModel, table=True):
+    """An entry's receipt, attached to one of our invoices in the target (so never twice)."""
+
+    __tablename__ = "receipt_attachments"
+
+    invoice_key: str = Field(primary_key=True, max_length=64)
+    source: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    file_name: str = Field(max_length=255)
+    attached_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class LeaseRow(SQLModel, table=True):
     """Who is syncing a profile, until when. One row per profile; expired rows are taken over."""
 

@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Endpoints] = {
             "accounting.transactions",
             "accounting.contacts.read",
             "accounting.settings.read",
+            "accounting.attachments",
         ),
     ),
     "quickbooks": Endpoints(

@@ -13,8 +13,10 @@ from enum import StrEnum
 from typing import TypeVar
 
 from core.model import EntryKind, SourceEntry
+from mapping.expenses import choose_markup
 from mapping.rates import RateBook
-from mapping.rules import ClientRule, Grouping, MappingRules, Rounding, TaskRule
+from mapping.rules import ClientRule, Grouping, MappingRules, ProjectRule, Rounding, TaskRule
+from mapping.tax import Tracking, first, tracking_of
 
 R = TypeVar("R")
 
@@ -53,6 +55,7 @@ class MappedEntry:
     grouping: Grouping = "task"  # client's, else profile's
     template: str | None = None  # line description template; None: the grouping's default
     late_from: str | None = None  # a late entry's own (closed) period, marked on its line
+    tracking: Tracking = ()  # Xero tracking (category, option) pairs: project's, else client's
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,10 @@ class Unmapped:
 def _lookup(rules: Mapping[str, R], source: str, source_id: str) -> R | None:
     """A rule keyed "<source>:<id>" wins over one keyed by the bare id (ids are per tracker)."""
     return rules.get(f"{source}:{source_id}") or rules.get(source_id)
+
+
+def _tracking(project_rule: ProjectRule | None, client_rule: ClientRule) -> Tracking:
+    return tracking_of(project_rule.tracking if project_rule else None, client_rule.tracking)
 
 
 def _contact_of(rule: ClientRule) -> ContactRef:
@@ -98,7 +105,8 @@ class Resolver:
                 f"client {entry.client.id} is billed in {client_rule.currency} "
                 f"but the tracker records {entry.currency}"
             )
-        price, rule_name = self._rate(entry)
+        project_rule = _lookup(self._rules.projects, entry.source, entry.project.id)
+        price, rule_name = self._rate(entry, client_rule, task_rule)
         if price is None:
             why = "" if self._rules.trust_tracker_rate else " (trust_tracker_rate is false)"
             missing.append(f"rate for project {entry.project.id} {entry.project.name!r}{why}")
@@ -108,7 +116,12 @@ class Resolver:
             entry=entry,
             contact=_contact_of(client_rule),
             currency=client_rule.currency or entry.currency,
-            tax_type=client_rule.tax_type or self._rules.default_tax_type,
+            tax_type=first(
+                task_rule.tax_type,
+                project_rule.tax_type if project_rule else None,
+                client_rule.tax_type,
+                self._rules.default_tax_type,
+            ),
             item_code=task_rule.item_code,
             account_code=task_rule.account_code,
             description=task_rule.description
@@ -118,10 +131,14 @@ class Resolver:
             unit_price=price,
             rate_rule=rule_name,
             category=self._category(entry, client_rule),
-            department=client_rule.qbo_department,
+            department=first(
+                project_rule.qbo_department if project_rule else None,
+                client_rule.qbo_department,
+            ),
             rounding=self._rounding(entry, client_rule),
             grouping=client_rule.grouping or self._rules.grouping,
             template=client_rule.line_description or self._rules.line_description,
+            tracking=_tracking(project_rule, client_rule),
         )
 
     def _rounding(self, entry: SourceEntry, client_rule: ClientRule) -> Rounding | None:
@@ -138,6 +155,14 @@ class Resolver:
             return project_rule.qbo_class
         return client_rule.qbo_class
 
+    def _expense_key(self, entry: SourceEntry) -> str:
+        """Where the expense category's rule is configured, for `preview --explain`."""
+        rules = self._rules.expense_categories
+        for key in (f"{entry.source}:{entry.task.id}", entry.task.id):
+            if key in rules:
+                return f"expense_categories.{key}"
+        return "default_expense"
+
     def _task_rule(self, entry: SourceEntry) -> TaskRule | None:
         if entry.kind is EntryKind.EXPENSE:
             rules, default = self._rules.expense_categories, self._rules.default_expense
@@ -145,9 +170,22 @@ class Resolver:
             rules, default = self._rules.tasks, self._rules.default_task
         return _lookup(rules, entry.source, entry.task.id) or default
 
-    def _rate(self, entry: SourceEntry) -> tuple[Decimal | None, str]:
-        if entry.kind is EntryKind.EXPENSE:  # passed on at cost; markups come with rate rules
-            return entry.unit_price, "expense at cost"
+    def _rate(
+        self, entry: SourceEntry, client_rule: ClientRule | None, task_rule: TaskRule | None
+    ) -> tuple[Decimal | None, str]:
+        if entry.kind is EntryKind.EXPENSE:  # at cost, or with the most specific markup
+            if entry.unit_price is None:
+                return None, "none"
+            key = self._expense_key(entry)
+            markup = choose_markup(
+                (key, task_rule.markup_percent if task_rule else None),
+                (
+                    f"clients.{entry.client.id}",
+                    client_rule.expense_markup_percent if client_rule else None,
+                ),
+                self._rules.expense_markup_percent,
+            )
+            return markup.apply(entry.unit_price), markup.explain()
         choice = self._rates.rate_for(entry)
         if choice is None:
             return None, "none"

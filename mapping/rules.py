@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mapping.billing import Agreement, FixedFee, Retainer
+from mapping.tax import TrackingRule, check_tracking
 
 CurrencyCode = str
 
@@ -194,7 +195,9 @@ class ClientRule(_Rule):
         description="exact contact Name (Xero) or customer DisplayName (QuickBooks)",
     )
     tax_type: str | None = Field(
-        default=None, description="Xero TaxType, or QuickBooks tax code name or Id"
+        default=None,
+        description="Xero TaxType, or QuickBooks tax code name or Id (the item's and the "
+        "project's win)",
     )
     currency: CurrencyCode | None = Field(
         default=None,
@@ -215,6 +218,17 @@ class ClientRule(_Rule):
         min_length=1,
         description="QuickBooks Department / location (name or Id) on its invoices",
     )
+    tracking: list[TrackingRule] | None = Field(
+        default=None,
+        description="Xero tracking categories on its lines, at most 2: [{name, option}]",
+    )
+    expense_markup_percent: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        decimal_places=4,
+        description="markup on its expenses' unit prices, in percent; 0: at cost",
+    )
     rounding: Rounding | None = Field(
         default=None, description="overrides the profile's rounding for this client"
     )
@@ -232,6 +246,11 @@ class ClientRule(_Rule):
     def _template(cls, value: str | None) -> str | None:
         return None if value is None else check_template(value)
 
+    @field_validator("tracking")
+    @classmethod
+    def _tracking(cls, value: list[TrackingRule] | None) -> list[TrackingRule] | None:
+        return None if value is None else list(check_tracking(value) or [])
+
     @model_validator(mode="after")
     def _one_contact(self) -> ClientRule:
         given = [v for v in (self.contact_id, self.contact_number, self.contact_name) if v]
@@ -241,7 +260,7 @@ class ClientRule(_Rule):
 
 
 class TaskRule(_Rule):
-    """A source task → an item code and/or a revenue account code."""
+    """A source task (or expense category) → an item code and/or a revenue account code."""
 
     item_code: str | None = Field(
         default=None,
@@ -254,6 +273,20 @@ class TaskRule(_Rule):
     )
     description: str | None = Field(
         default=None, max_length=200, description="line text; default: the task's name"
+    )
+    tax_type: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Xero TaxType or QuickBooks tax code of its lines; wins over the "
+        "project's and the client's",
+    )
+    markup_percent: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        decimal_places=4,
+        description="expense categories only: markup on the unit price, in percent (wins "
+        "over the client's); 0: at cost",
     )
 
     @model_validator(mode="after")
@@ -275,9 +308,28 @@ class ProjectRule(_Rule):
         min_length=1,
         description="QuickBooks Class (name or Id) on its lines; wins over the client's",
     )
+    qbo_department: str | None = Field(
+        default=None,
+        min_length=1,
+        description="QuickBooks Department (name or Id) on its invoices; wins over the client's",
+    )
+    tax_type: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Xero TaxType or QuickBooks tax code; wins over the client's",
+    )
+    tracking: list[TrackingRule] | None = Field(
+        default=None,
+        description="Xero tracking categories, at most 2: [{name, option}]; replaces the client's",
+    )
     rounding: Rounding | None = Field(
         default=None, description="overrides the client's and the profile's rounding"
     )
+
+    @field_validator("tracking")
+    @classmethod
+    def _tracking(cls, value: list[TrackingRule] | None) -> list[TrackingRule] | None:
+        return None if value is None else list(check_tracking(value) or [])
 
 
 class MappingRules(_Rule):
@@ -300,7 +352,21 @@ class MappingRules(_Rule):
         default=None, description="for expense categories without a rule"
     )
     default_tax_type: str | None = Field(
-        default=None, description="for clients whose rule names no tax_type"
+        default=None,
+        description="for lines whose item, project and client name no tax_type",
+    )
+    expense_markup_percent: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        decimal_places=4,
+        description="markup on expenses' unit prices, in percent, where neither the "
+        "category nor the client sets one; absent or 0: at cost",
+    )
+    line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] | None = Field(
+        default=None,
+        description="whether unit prices include tax (Xero LineAmountTypes); overrides "
+        "the Xero target's line_amount_types for this profile",
     )
     rates: list[RateRule] = Field(
         default_factory=list,
@@ -363,6 +429,18 @@ class MappingRules(_Rule):
         ]
         found += [(f"fixed_fees[{i}]", f) for i, f in enumerate(self.fixed_fees)]
         return found
+
+    @model_validator(mode="after")
+    def _markups_on_expenses_only(self) -> MappingRules:
+        for key, rule in self.tasks.items():
+            if rule.markup_percent is not None:
+                raise ValueError(
+                    f"tasks.{key}.markup_percent: markups apply to expense categories only "
+                    "(time is priced by rates)"
+                )
+        if self.default_task is not None and self.default_task.markup_percent is not None:
+            raise ValueError("default_task.markup_percent: markups apply to expenses only")
+        return self
 
     @model_validator(mode="after")
     def _no_overlapping_rates(self) -> MappingRules:

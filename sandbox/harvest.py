@@ -87,6 +87,7 @@ _INT_RE = re.compile(r"^\d{1,18}$")
 _ID_PATH_RE = re.compile(
     r"^/v2/(time_entries|expenses|expense_categories|clients|projects|tasks|users)/(\d{1,18})$"
 )
+_RECEIPT_PATH_RE = re.compile(r"^/receipts/(\d{1,18})/([^/]+)$")
 _UPDATE_TICK = timedelta(seconds=1)
 
 
@@ -448,6 +449,9 @@ class FakeHarvest:
 
     def _route(self, request: Request) -> Response:
         path = request.path
+        receipt = _RECEIPT_PATH_RE.match(path)
+        if receipt is not None and request.method in ("GET", "HEAD"):
+            return self._receipt(int(receipt.group(1)), receipt.group(2))
         single = _ID_PATH_RE.match(path)
         resource = path.removeprefix("/v2/")
         known = path in ("/v2/company", "/v2/users/me") or single is not None
@@ -463,7 +467,19 @@ class FakeHarvest:
             except _InvalidParamError as exc:
                 return _unprocessable(str(exc))
         item = self._lookup(path, single)
+        if item is not None and single is not None and single.group(1) == "expenses":
+            item = _served_expense(item, request.host_url)
         return _json(200, item) if item is not None else _error(404)
+
+    def _receipt(self, expense_id: int, file_name: str) -> Response:
+        """An expense's receipt file, where its ``receipt.url`` points (auth as for the API)."""
+        with self._lock:
+            expense = self._data["expenses"].get(expense_id)
+        receipt = (expense or {}).get("receipt")
+        if not isinstance(receipt, dict) or receipt.get("file_name") != file_name:
+            return _error(404)
+        content = receipt_bytes(expense_id, file_name)
+        return Response(content, status=200, content_type=str(receipt["content_type"]))
 
     def _lookup(self, path: str, single: re.Match[str] | None) -> dict[str, Any] | None:
         if path == "/v2/company":
@@ -610,6 +626,8 @@ class FakeHarvest:
             ),
             "last": page_link(max(total_pages, 1), "last"),
         }
+        if listing.resource == "expenses":
+            chunk = [_served_expense(item, request.host_url) for item in chunk]
         body = {
             listing.resource: chunk,
             "per_page": per_page,
@@ -621,3 +639,19 @@ class FakeHarvest:
             "links": links,
         }
         return _json(200, body)
+
+
+def receipt_bytes(expense_id: int, file_name: str) -> bytes:
+    """The fake's receipt file for an expense: a small, deterministic PDF."""
+    return (
+        f"%PDF-1.4\n% hourbridge sandbox receipt {file_name} for expense {expense_id}\n%%EOF\n"
+    ).encode()
+
+
+def _served_expense(item: dict[str, Any], host_url: str) -> dict[str, Any]:
+    """An expense as served: its receipt URL points at this fake, which serves the file."""
+    receipt = item.get("receipt")
+    if not isinstance(receipt, dict) or not receipt.get("file_name"):
+        return item
+    url = f"{host_url.rstrip('/')}/receipts/{item['id']}/{receipt['file_name']}"
+    return {**item, "receipt": {**receipt, "url": url}}

@@ -83,6 +83,7 @@ class AgencyMonth:
     unmapped_client_ids: list[int] = field(default_factory=list)
     expense_categories: list[dict[str, Any]] = field(default_factory=list)
     expenses: list[dict[str, Any]] = field(default_factory=list)
+    xero_tracking_categories: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------
@@ -908,7 +909,37 @@ def build_agency_month(spec: SeedSpec = DEFAULT_SPEC) -> AgencyMonth:
         unmapped_client_ids=unmapped,
         expense_categories=categories,
         expenses=expenses,
+        xero_tracking_categories=_build_xero_tracking_categories(),
     )
+
+
+# Two tracking categories (Xero allows two active ones), each with an archived option.
+_XERO_TRACKING: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("Region", ("North Island", "South Island", "International"), "Chatham Islands"),
+    ("Business unit", ("Design", "Engineering", "Consulting"), "Print"),
+)
+
+
+def _build_xero_tracking_categories() -> list[dict[str, Any]]:
+    out = []
+    for name, options, archived in _XERO_TRACKING:
+        category_id = _xero_guid("tracking", name)
+        out.append(
+            {
+                "TrackingCategoryID": category_id,
+                "Name": name,
+                "Status": "ACTIVE",
+                "Options": [
+                    {
+                        "TrackingOptionID": _xero_guid("tracking-option", f"{name}/{option}"),
+                        "Name": option,
+                        "Status": "ARCHIVED" if option == archived else "ACTIVE",
+                    }
+                    for option in (*options, archived)
+                ],
+            }
+        )
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -59,6 +59,7 @@ def make_fakes(
         accounts=month.xero_accounts,
         tax_rates=month.xero_tax_rates,
         currencies=month.xero_currencies,
+        tracking_categories=month.xero_tracking_categories,
         base_currency=month.base_currency,
         settings=xero_settings or XeroSettings(),
     )

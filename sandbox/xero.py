@@ -1,11 +1,14 @@
 """A strict fake of the Xero Accounting API, as a WSGI app.
 
 It serves what hourbridge uses -- ``GET /Contacts``, ``/Items``, ``/Accounts``,
-``/TaxRates``, ``/Currencies``, ``/Organisation``, ``GET /Invoices[/{id}]``,
-``PUT``/``POST /Invoices``, ``GET /CreditNotes[/{id}]`` and ``PUT``/``POST /CreditNotes``
-(created, never updated here) -- at both ``/api.xro/2.0/...`` (the real base path)
-and ``/...`` (what ``AccountingApi(base_url=server.url)`` calls), paths
-matched case-insensitively as Xero does.
+``/TaxRates``, ``/Currencies``, ``/Organisation``, ``/TrackingCategories[/{id}]``,
+``GET /Invoices[/{id}]``, ``PUT``/``POST /Invoices``, an invoice's attachments
+(``GET /Invoices/{id}/Attachments[/{FileName}]``, ``PUT``/``POST
+/Invoices/{id}/Attachments/{FileName}`` with the file as the raw body), ``GET
+/CreditNotes[/{id}]`` and ``PUT``/``POST /CreditNotes`` (created, never updated here) -- at
+both ``/api.xro/2.0/...`` (the real base path) and ``/...`` (what
+``AccountingApi(base_url=server.url)`` calls), paths matched case-insensitively as Xero
+does.
 
 Strict on purpose, the way the real API is:
 
@@ -21,6 +24,12 @@ Strict on purpose, the way the real API is:
   and ROUND_HALF_UP, and numbers go out as exact JSON numbers;
 * ``Idempotency-Key`` (at most 128 characters, never empty) replays the first
   response of a write byte for byte;
+* a line's ``Tracking`` names at most two categories, each once, by Name and Option
+  (or TrackingCategoryID and TrackingOptionID); a category or option that does not exist,
+  or is archived, is a validation error on that invoice;
+* attachments: the invoice must exist and not be deleted or voided; the file name needs
+  one of Xero's file types and no reserved characters; the body is not empty and at most
+  10 MB; at most 10 attachments per invoice (the same file name replaces its attachment);
 * ``where`` is parsed like Xero's Dynamic-LINQ filter (strings in double
   quotes, a literal quote doubled, no backslash escapes); what the parser does
   not understand is a 400 ``QueryParseException``, never "everything".
@@ -78,6 +87,40 @@ APP_PER_MINUTE = 10_000
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 HOLD_TIMEOUT_S = 120.0  # a held write never blocks a server thread for longer
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # Xero's documented limit per attached file
+MAX_ATTACHMENTS = 10  # per document
+MAX_TRACKING = 2  # tracking categories per line
+ATTACHMENT_TYPES = {
+    "7z": "application/x-7z-compressed",
+    "bmp": "image/bmp",
+    "csv": "text/csv",
+    "doc": "application/msword",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "eml": "message/rfc822",
+    "gif": "image/gif",
+    "jpeg": "image/jpeg",
+    "jpg": "image/jpeg",
+    "keynote": "application/vnd.apple.keynote",
+    "msg": "application/vnd.ms-outlook",
+    "numbers": "application/vnd.apple.numbers",
+    "odf": "application/vnd.oasis.opendocument.formula",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "pages": "application/vnd.apple.pages",
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "ppt": "application/vnd.ms-powerpoint",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "rar": "application/vnd.rar",
+    "rtf": "application/rtf",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "txt": "text/plain",
+    "xls": "application/vnd.ms-excel",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "zip": "application/zip",
+}
+_RESERVED_FILE_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 
 QUANTITY_DP = 4
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
@@ -716,6 +759,7 @@ class FakeXero:
         accounts: list[dict[str, Any]],
         tax_rates: list[dict[str, Any]],
         currencies: list[dict[str, Any]],
+        tracking_categories: list[dict[str, Any]] | None = None,
         base_currency: str = "NZD",
         settings: XeroSettings | None = None,
     ) -> None:
@@ -736,6 +780,22 @@ class FakeXero:
             {"Status": "ACTIVE", **_to_decimals(t)} for t in copy.deepcopy(tax_rates)
         ]
         self.currencies: list[JsonDict] = _to_decimals(copy.deepcopy(currencies))
+        self.tracking_categories: list[JsonDict] = []
+        for category in copy.deepcopy(tracking_categories or []):
+            category.setdefault("Status", "ACTIVE")
+            category.setdefault(
+                "TrackingCategoryID",
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"tracking:{category['Name']}")),
+            )
+            for option in category.setdefault("Options", []):
+                option.setdefault("Status", "ACTIVE")
+                option.setdefault(
+                    "TrackingOptionID",
+                    str(uuid.uuid5(uuid.NAMESPACE_URL, f"option:{category['Name']}/{option}")),
+                )
+            self.tracking_categories.append(category)
+        # invoice id (lower case) → its attachments, each with its bytes under "_content"
+        self.attachments: dict[str, list[JsonDict]] = {}
         for kind, rows, key in (
             ("contact", self.contacts, "ContactID"),
             ("item", self.items, "ItemID"),
@@ -1112,6 +1172,37 @@ class FakeXero:
             route("GET", "/TaxRates", r"/TaxRates/?", self._simple("TaxRates", "TaxRate")),
             route("GET", "/Currencies", r"/Currencies/?", self._simple("Currencies", "Currency")),
             route("GET", "/Organisation", r"/Organisation/?", self._get_organisation),
+            route("GET", "/TrackingCategories", r"/TrackingCategories/?", self._get_tracking),
+            route(
+                "GET",
+                "/TrackingCategories/{TrackingCategoryID}",
+                r"/TrackingCategories/(?P<TrackingCategoryID>[^/]+)",
+                self._get_tracking,
+            ),
+            route(
+                "GET",
+                "/Invoices/{InvoiceID}/Attachments",
+                rf"/Invoices/{guid_or_number}/Attachments/?",
+                self._get_attachments,
+            ),
+            route(
+                "GET",
+                "/Invoices/{InvoiceID}/Attachments/{FileName}",
+                rf"/Invoices/{guid_or_number}/Attachments/(?P<FileName>[^/]+)",
+                self._get_attachment,
+            ),
+            route(
+                "PUT",
+                "/Invoices/{InvoiceID}/Attachments/{FileName}",
+                rf"/Invoices/{guid_or_number}/Attachments/(?P<FileName>[^/]+)",
+                self._put_attachment,
+            ),
+            route(
+                "POST",
+                "/Invoices/{InvoiceID}/Attachments/{FileName}",
+                rf"/Invoices/{guid_or_number}/Attachments/(?P<FileName>[^/]+)",
+                self._put_attachment,
+            ),
         ]
 
     def _envelope(self, key: str, records: list[JsonDict], **extra: Json) -> JsonDict:
@@ -1200,6 +1291,143 @@ class FakeXero:
             return _json_reply(200, self._envelope(key, records))
 
         return handler
+
+    def _get_tracking(self, request: Request, params: dict[str, str]) -> _Reply:
+        """Tracking categories with their options; archived ones only with includeArchived."""
+        include_archived = self._bool_param(request, "includeArchived", False)
+        wanted = params.get("TrackingCategoryID")
+        with self._lock:
+            records = copy.deepcopy(self.tracking_categories)
+        if wanted is not None:
+            records = [r for r in records if r["TrackingCategoryID"].lower() == wanted.lower()]
+            if not records:
+                raise _not_found()
+        if not include_archived:
+            records = [r for r in records if r.get("Status") == "ACTIVE"]
+            for record in records:
+                record["Options"] = [o for o in record["Options"] if o.get("Status") == "ACTIVE"]
+        where = request.args.get("where")
+        if where:
+            match = parse_where(where, "TrackingCategory")
+            records = [r for r in records if match(r)]
+        records = _sorted(records, request.args.get("order"), "TrackingCategory")
+        return _json_reply(200, self._envelope("TrackingCategories", records))
+
+    # ---- attachments -----------------------------------------------------
+
+    def _attached_invoice(self, params: dict[str, str]) -> JsonDict:
+        invoice_id = params["InvoiceID"].lower()
+        invoice = self.invoices.get(invoice_id) if _is_guid(invoice_id) else None
+        if invoice is None:
+            raise _not_found()
+        return invoice
+
+    @staticmethod
+    def _attachment_view(attachment: JsonDict) -> JsonDict:
+        return {k: v for k, v in attachment.items() if not k.startswith("_")}
+
+    def _get_attachments(self, request: Request, params: dict[str, str]) -> _Reply:
+        with self._lock:
+            invoice = self._attached_invoice(params)
+            found = self.attachments.get(invoice["InvoiceID"].lower(), [])
+            views = [self._attachment_view(a) for a in found]
+        return _json_reply(200, self._envelope("Attachments", views))
+
+    def _get_attachment(self, request: Request, params: dict[str, str]) -> _Reply:
+        wanted = params["FileName"]
+        with self._lock:
+            invoice = self._attached_invoice(params)
+            found = next(
+                (
+                    a
+                    for a in self.attachments.get(invoice["InvoiceID"].lower(), [])
+                    if a["FileName"] == wanted or a["AttachmentID"].lower() == wanted.lower()
+                ),
+                None,
+            )
+        if found is None:
+            raise _not_found()
+        return _Reply(200, found["_content"], content_type=found["MimeType"])
+
+    def _put_attachment(self, request: Request, params: dict[str, str]) -> _Reply:
+        """Attach the raw body to the invoice under FileName (replacing one of that name)."""
+        key = request.headers.get("Idempotency-Key")
+        body = request.get_data()
+        fingerprint = hashlib.sha256(
+            f"{request.method}\n{request.path}\n{request.query_string!r}\n".encode() + body
+        ).hexdigest()
+        if key is not None:
+            with self._lock:
+                seen = self._idempotency.get((self.settings.tenant_id, key))
+            if seen is not None and not seen.pending and seen.fingerprint == fingerprint:
+                self.idempotent_replays += 1
+                return _Reply(seen.status, seen.body, seen.content_type)
+        try:
+            reply = self._attach(request, params, body)
+        except _Abort as abort:
+            reply = abort.reply
+        if key is not None:
+            with self._lock:
+                self._idempotency[(self.settings.tenant_id, key)] = _IdempotencyEntry(
+                    fingerprint, False, reply.status, reply.body, reply.content_type
+                )
+        return reply
+
+    def _attach(self, request: Request, params: dict[str, str], body: bytes) -> _Reply:
+        include_online = self._bool_param(request, "IncludeOnline", False)
+        name = params["FileName"]
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        problem = None
+        if not request.headers.get("Content-Type"):
+            problem = "A Content-Type header is required for an attachment"
+        elif len(name) > 255 or _RESERVED_FILE_CHARS.search(name) or not name.strip(". "):
+            problem = f"The file name '{name}' is not valid"
+        elif extension not in ATTACHMENT_TYPES:
+            problem = f"The file type of '{name}' is not supported"
+        elif not body:
+            problem = "The attachment is empty"
+        if len(body) > MAX_ATTACHMENT_BYTES:
+            raise _Abort(
+                _Reply(413, b"Request Entity Too Large", content_type="text/plain; charset=utf-8")
+            )
+        with self._lock:
+            invoice = self._attached_invoice(params)
+            held = self.attachments.setdefault(invoice["InvoiceID"].lower(), [])
+            same = next((a for a in held if a["FileName"].lower() == name.lower()), None)
+            if problem is None and invoice["Status"] in ("DELETED", "VOIDED"):
+                problem = f"Attachments cannot be added to a {invoice['Status'].lower()} invoice"
+            if problem is None and same is None and len(held) >= MAX_ATTACHMENTS:
+                problem = f"A document can have at most {MAX_ATTACHMENTS} attachments"
+            if problem is None and include_online and invoice["Type"] != "ACCREC":
+                problem = "IncludeOnline is only available on sales invoices"
+            if problem is not None:
+                return _json_reply(
+                    400,
+                    {
+                        "ErrorNumber": 10,
+                        "Type": "ValidationException",
+                        "Message": problem,
+                        "Elements": [],
+                    },
+                )
+            attachment_id = same["AttachmentID"] if same else str(uuid.uuid4())
+            attachment: JsonDict = {
+                "AttachmentID": attachment_id,
+                "FileName": name,
+                "Url": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice['InvoiceID']}"
+                f"/Attachments/{name}",
+                "MimeType": ATTACHMENT_TYPES[extension],
+                "ContentLength": len(body),
+                "IncludeOnline": include_online,
+                "_content": body,
+            }
+            if same is not None:
+                held[held.index(same)] = attachment
+            else:
+                held.append(attachment)
+            invoice["HasAttachments"] = True
+            view = self._attachment_view(attachment)
+        return _json_reply(200, self._envelope("Attachments", [view]))
 
     def _get_organisation(self, request: Request, params: dict[str, str]) -> _Reply:
         return _json_reply(200, self._envelope("Organisations", [copy.deepcopy(self.organisation)]))
@@ -1894,7 +2122,7 @@ class FakeXero:
             "SentToContact": bool(data.get("SentToContact", False)),
             "CurrencyRate": _as_decimal(data.get("CurrencyRate")) or Decimal("1.000000"),
             "IsDiscounted": totals.discount > 0,
-            "HasAttachments": False,
+            "HasAttachments": bool((existing or {}).get("HasAttachments", False)),
             "HasErrors": False,
             "Contact": {
                 k: contact[k]
@@ -1935,6 +2163,7 @@ class FakeXero:
         numbers = _LineNumbers.read(line, details, context, found)
         account, account_code = self._line_account(line, details, context, found)
         tax_type, rate = self._line_tax(line, details, account, context, found)
+        tracking = self._line_tracking(numbers.tracking, found)
         errors.extend(where + message for message in found)
         if found:
             return None
@@ -1960,12 +2189,66 @@ class FakeXero:
             out["TaxType"] = tax_type
         out["TaxAmount"] = amounts.tax
         out["LineAmount"] = amounts.line_amount
-        out["Tracking"] = copy.deepcopy(numbers.tracking)
+        out["Tracking"] = tracking
         if numbers.discount_rate is not None:
             out["DiscountRate"] = numbers.discount_rate
         if numbers.discount_amount is not None:
             out["DiscountAmount"] = _round(numbers.discount_amount)
         return _BuiltLine(out, amounts.discount)
+
+    def _line_tracking(self, given: list[Any], errors: list[str]) -> list[JsonDict]:
+        """Each element names an active category and one of its active options, by Name and
+        Option or by TrackingCategoryID and TrackingOptionID; a category at most once."""
+        out: list[JsonDict] = []
+        for element in given[:MAX_TRACKING]:
+            if not isinstance(element, dict):
+                errors.append("A tracking element must be an object")
+                continue
+            category_id = str(element.get("TrackingCategoryID", "")).lower()
+            category_name = str(element.get("Name", "")).casefold()
+            category = next(
+                (
+                    c
+                    for c in self.tracking_categories
+                    if (category_id and c["TrackingCategoryID"].lower() == category_id)
+                    or (not category_id and c["Name"].casefold() == category_name)
+                ),
+                None,
+            )
+            shown = element.get("Name") or element.get("TrackingCategoryID") or ""
+            if category is None or category.get("Status") != "ACTIVE":
+                errors.append(f"The tracking category '{shown}' does not exist or is archived")
+                continue
+            option_id = str(element.get("TrackingOptionID", "")).lower()
+            option_name = str(element.get("Option", "")).casefold()
+            option = next(
+                (
+                    o
+                    for o in category["Options"]
+                    if (option_id and o["TrackingOptionID"].lower() == option_id)
+                    or (not option_id and o["Name"].casefold() == option_name)
+                ),
+                None,
+            )
+            if option is None or option.get("Status") != "ACTIVE":
+                wanted = element.get("Option") or element.get("TrackingOptionID") or ""
+                errors.append(
+                    f"The tracking option '{wanted}' does not exist or is archived in "
+                    f"tracking category '{category['Name']}'"
+                )
+                continue
+            if any(t["TrackingCategoryID"] == category["TrackingCategoryID"] for t in out):
+                errors.append(f"The tracking category '{category['Name']}' is given twice")
+                continue
+            out.append(
+                {
+                    "TrackingCategoryID": category["TrackingCategoryID"],
+                    "TrackingOptionID": option["TrackingOptionID"],
+                    "Name": category["Name"],
+                    "Option": option["Name"],
+                }
+            )
+        return out
 
     def _line_item(
         self, line: JsonDict, context: _LineContext, errors: list[str]

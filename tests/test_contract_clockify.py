@@ -29,7 +29,7 @@ from connectors.clockify.client import LOOKAHEAD_DAYS, WRITEBACK_CHUNK
 from connectors.clockify.parse import duration_seconds, from_cents, parse_report_row
 from connectors.registry import BuildContext
 from connectors.testing import ConnectorContract, Sleeps
-from core.errors import AuthError, SourceDataError
+from core.errors import AuthError, SourceDataError, TerminalError
 from core.http import CallCounter, RetryPolicy
 from core.model import EntryKind, SourceEntry
 from sandbox.clockify import SANDBOX_CLOCKIFY_KEY, ClockifySettings, FakeClockify
@@ -377,6 +377,10 @@ def test_expenses_keep_units_total_category_and_receipt(harness: ClockifyHarness
     assert receipt is not None
     got = requests.get(receipt, headers={"X-Api-Key": SANDBOX_CLOCKIFY_KEY}, timeout=10)
     assert got.status_code == 200 and got.content.startswith(b"%PDF")
+    fetched = source.fetch_receipt(receipt)  # what hourbridge attaches to the invoice
+    assert (fetched.content, fetched.content_type) == (got.content, "application/pdf")
+    with pytest.raises(TerminalError, match="not on the Clockify API's host"):
+        source.fetch_receipt("https://files.example/receipt.pdf")  # our key stays home
 
 
 def test_units_that_do_not_make_the_total_become_one_times_total(

@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from connectors.base import PullRequest
 from connectors.harvest.client import HarvestSource
 from connectors.harvest.config import HarvestConfig
-from core.errors import AuthError, TransientError
+from core.errors import AuthError, TerminalError, TransientError
 from core.http import CallCounter, RetryPolicy
-from sandbox.harvest import FakeHarvest, HarvestSettings
+from sandbox.harvest import FakeHarvest, HarvestSettings, receipt_bytes
 from sandbox.seed import AgencyMonth, SeedSpec, build_agency_month
 from sandbox.serving import RunningServer, start_server
 
@@ -143,5 +143,28 @@ def test_expenses_come_through_the_same_pull_with_receipts_and_exact_amounts(
         assert entry.approved is raw["is_closed"] and entry.billable is raw["billable"]
         if raw["units"] is not None:
             assert entry.quantity == Decimal(str(raw["units"]))
-        assert entry.receipt_url == (raw["receipt"] or {}).get("url")
+        receipt = raw["receipt"]  # served where the fake Harvest itself serves the file
+        assert entry.receipt_url == (
+            f"{server.url}/receipts/{raw['id']}/{receipt['file_name']}" if receipt else None
+        )
         assert entry.task.name == raw["expense_category"]["name"]
+
+
+def test_a_receipt_is_downloaded_with_harvest_credentials_only_from_harvest(
+    fake: tuple[FakeHarvest, RunningServer], month: AgencyMonth
+) -> None:
+    _harvest, server = fake
+    src, _ = source(server, expenses=True)
+    raw = next(x for x in month.expenses if x["receipt"])
+    file_name = raw["receipt"]["file_name"]
+    receipt = src.fetch_receipt(f"{server.url}/receipts/{raw['id']}/{file_name}")
+    assert receipt.content == receipt_bytes(raw["id"], file_name)
+    assert receipt.content_type == "application/pdf"
+    assert receipt.file_name == file_name
+    with pytest.raises(TerminalError, match="HTTP 404"):  # not that expense's file
+        src.fetch_receipt(f"{server.url}/receipts/{raw['id']}/other.pdf")
+    # another host (here: the same server by another name) never gets our token
+    elsewhere = server.url.replace("127.0.0.1", "localhost")
+    assert elsewhere != server.url
+    with pytest.raises(AuthError):
+        src.fetch_receipt(f"{elsewhere}/receipts/{raw['id']}/{file_name}")

@@ -358,8 +358,11 @@ def test_xero_429_and_503_are_waited_out(sandbox: Sandbox, db_url: str, tmp_path
     assert result.code == 0, result.stderr
     report = result.json()
     assert report["invoices_created"] == len(live_invoices(sandbox.xero.invoices)) > 0
-    # every call is counted, retries included: 3 look-ups + 1 write + 2 retried answers
-    assert report["api_calls"]["xero"] == sum(sandbox.xero.calls.values()) == 6
+    # every call is counted, retries included: 3 look-ups + 1 write + 2 retried answers,
+    # then one PUT per expense receipt attached to a new invoice (no look-up needed)
+    attached = report["receipts_attached"]
+    assert attached == sandbox.xero.calls["PUT /Invoices/{InvoiceID}/Attachments/{FileName}"]
+    assert report["api_calls"]["xero"] == sum(sandbox.xero.calls.values()) == 6 + attached
 
 
 @pytest.mark.usefixtures("tokens")

@@ -41,11 +41,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
-from connectors.base import PullRequest
+from connectors.base import PullRequest, Receipt
 from connectors.clockify.config import ClockifyConfig
 from connectors.clockify.parse import (
     EXPENSE_PREFIX,
@@ -334,6 +335,17 @@ class ClockifySource:
             raise SourceDataError(
                 f"{self.name}: response is not JSON: {method} {_path(url)}"
             ) from None
+
+    def fetch_receipt(self, url: str) -> Receipt:
+        """An expense's receipt file. Our API key goes only to the API's own host."""
+        if urlsplit(url).hostname != urlsplit(self.api_url).hostname:
+            raise TerminalError(f"{self.name}: receipt {url} is not on the Clockify API's host")
+        response = self._request("GET", url)
+        return Receipt(
+            file_name=url.rstrip("/").rsplit("/", 1)[-1],
+            content_type=response.headers.get("Content-Type") or "application/octet-stream",
+            content=response.content,
+        )
 
     def _request(
         self,

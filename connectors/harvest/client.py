@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 
-from connectors.base import PullRequest
+from connectors.base import PullRequest, Receipt
 from connectors.harvest.config import HarvestConfig
 from connectors.harvest.parse import parse_expense, parse_time_entry
 from core.errors import SourceDataError, TransientError
@@ -89,6 +90,39 @@ class HarvestSource:
             links = page.get("links") or {}
             url = links.get("next") if isinstance(links, dict) else None
             params = None  # links.next carries every parameter: follow it exactly as given
+
+    def fetch_receipt(self, url: str) -> Receipt:
+        """Download an expense's receipt. Our credentials go only to Harvest's own hosts
+        (the API's host and *.harvestapp.com); any other URL is fetched without them."""
+        host = (urlsplit(url).hostname or "").lower()
+        ours = host == (urlsplit(str(self._config.base_url)).hostname or "").lower()
+        trusted = ours or host == "harvestapp.com" or host.endswith(".harvestapp.com")
+        for attempt in self._policy.retrying():
+            with attempt:
+                self._budget.acquire()
+                self._calls.add(SERVICE)
+                try:
+                    if trusted:
+                        response = self._session.get(url, timeout=self._config.timeout_seconds)
+                    else:
+                        response = requests.get(
+                            url,
+                            headers={"User-Agent": self._config.user_agent},
+                            timeout=self._config.timeout_seconds,
+                        )
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    raise TransientError(f"{self.name}: {type(exc).__name__} on {url}") from exc
+                if response.status_code >= 400:
+                    raise_for(
+                        self.name,
+                        response.status_code,
+                        response.headers.get("Retry-After"),
+                        f"receipt {url}: {_detail(response)}",
+                    )
+                name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "receipt"
+                kind = response.headers.get("Content-Type") or "application/octet-stream"
+                return Receipt(file_name=name, content_type=kind, content=response.content)
+        raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _get(self, url: str, params: dict[str, str] | None) -> dict[str, Any]:
         for attempt in self._policy.retrying():

@@ -52,6 +52,12 @@ SERVICE = "quickbooks"
 PAGE = 1000
 T = TypeVar("T")
 MAX_DESCRIPTION = 4000  # Line.Description
+# a profile's line_amount_types (Xero's words) as QuickBooks' GlobalTaxCalculation
+TAX_CALCULATION = {
+    "Exclusive": "TaxExcluded",
+    "Inclusive": "TaxInclusive",
+    "NoTax": "NotApplicable",
+}
 PRODUCTION = "https://quickbooks.api.intuit.com/v3"
 SANDBOX = "https://sandbox-quickbooks.api.intuit.com/v3"
 _KEY = re.compile(
@@ -264,6 +270,8 @@ class QuickBooksTarget:
         invoice.PrintStatus = "NotSet"
         if self._config.doc_numbers == "ours":
             invoice.DocNumber = doc_number(plan.key)
+        if plan.line_amount_types:
+            invoice.GlobalTaxCalculation = TAX_CALCULATION[plan.line_amount_types]
         if plan.department:
             invoice.DepartmentRef = _ref(self._departments.get(plan.department, plan.department))
         for line in plan.lines:

@@ -35,7 +35,18 @@ class XeroConfig(BaseModel):
         default=60, ge=1, le=60, description="call budget; Xero allows 60 per minute per tenant"
     )
     line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = Field(
-        default="Exclusive", description="whether unit prices include tax"
+        default="Exclusive",
+        description="whether unit prices include tax; a profile's "
+        "mapping.line_amount_types overrides it",
+    )
+    attach_receipts: bool = Field(
+        default=True,
+        description="attach each expense's receipt (where the tracker gives one) to its "
+        "invoice through Xero's Attachments API",
+    )
+    receipts_online: bool = Field(
+        default=False,
+        description="show attached receipts with the online invoice (IncludeOnline)",
     )
     timeout_seconds: float = Field(default=60, gt=0, description="per HTTP request")
     max_attempts: int = Field(

@@ -28,6 +28,7 @@ from xero_python.accounting import (
     Invoices,
     LineAmountTypes,
     LineItem,
+    LineItemTracking,
 )
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
@@ -39,6 +40,7 @@ from connectors.base import (
     CreditNoteResult,
     Directory,
     PushResult,
+    Receipt,
     RemoteContact,
     RemoteCreditNote,
     RemoteInvoice,
@@ -54,6 +56,7 @@ SERVICE = "xero"
 WINDOW_MARGIN_SECONDS = 1.0
 PAGE_SIZE = 1000
 UNITDP = 4  # unit prices may carry up to 4 decimals (rates like 123.4567)
+MAX_ATTACHMENTS = 10  # Xero: at most 10 attachments per document
 MAX_DESCRIPTION = 4000  # a line item's Description
 T = TypeVar("T")
 
@@ -87,6 +90,8 @@ class XeroTarget:
         self._used_token = ""
         self._run_nonce = uuid.uuid4().hex  # one target per run
         self._item_defaults: dict[str, tuple[str | None, str | None]] = {}
+        # (category, option) case-folded → as Xero spells them; loaded when first needed
+        self._tracking_names: dict[tuple[str, str], tuple[str, str]] | None = None
         # The token comes from our store (or the config) on every call. The SDK is given no
         # refresh token and no expiry, so it never refreshes by itself: refreshing is the
         # store's, under its database lock; a 401 makes us refresh once and retry.
@@ -151,7 +156,23 @@ class XeroTarget:
             line,
             account_code=line.account_code or account,
             tax_type=line.tax_type or tax,
+            tracking=self._as_spelled(line.tracking),
         )
+
+    def _as_spelled(self, tracking: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        """Xero matches tracking names regardless of case and stores its own spelling; so
+        does the fingerprint (GET /TrackingCategories once, only if some line has tracking)."""
+        if not tracking:
+            return tracking
+        if self._tracking_names is None:
+            found = self._call(lambda: self._api.get_tracking_categories(self._tenant))
+            self._tracking_names = {
+                (str(c.name).casefold(), str(o.name).casefold()): (str(c.name), str(o.name))
+                for c in (found.tracking_categories or [])
+                for o in (c.options or [])
+            }
+        names = self._tracking_names
+        return tuple(names.get((n.casefold(), o.casefold()), (n, o)) for n, o in tracking)
 
     def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
         """Every ACCREC invoice whose Reference starts with our prefix, keyed by Reference."""
@@ -229,7 +250,9 @@ class XeroTarget:
             reference=plan.key,
             status="DRAFT",
             currency_code=CurrencyCode(plan.slot.currency),
-            line_amount_types=LineAmountTypes(self._config.line_amount_types),
+            line_amount_types=LineAmountTypes(
+                plan.line_amount_types or self._config.line_amount_types
+            ),
         )
         if remote_id is not None:
             invoice.invoice_id = remote_id
@@ -296,6 +319,45 @@ class XeroTarget:
             line_amount_types=LineAmountTypes(self._config.line_amount_types),
         )
 
+    # -- attachments (receipts) -------------------------------------------------------------
+
+    @property
+    def max_attachments(self) -> int:
+        return MAX_ATTACHMENTS if self._config.attach_receipts else 0
+
+    def attached_files(self, invoice_id: str) -> set[str]:
+        """The file names already attached to an invoice (GET /Invoices/{id}/Attachments)."""
+        if not self._config.attach_receipts:
+            return set()
+        found = self._call(lambda: self._api.get_invoice_attachments(self._tenant, invoice_id))
+        return {a.file_name for a in (found.attachments or []) if a.file_name}
+
+    def attach(self, invoice_id: str, file_name: str, receipt: Receipt) -> None:
+        """PUT /Invoices/{id}/Attachments/{FileName} with the file as the raw body."""
+        key = (
+            "attach-"
+            + hashlib.sha256(
+                b"\n".join(
+                    [
+                        invoice_id.encode(),
+                        file_name.encode(),
+                        self._run_nonce.encode(),
+                        receipt.content,
+                    ]
+                )
+            ).hexdigest()
+        )
+        self._call(
+            lambda: self._api.create_invoice_attachment_by_file_name(
+                self._tenant,
+                invoice_id,
+                file_name,
+                receipt.content,
+                include_online=self._config.receipts_online,
+                idempotency_key=key,
+            )
+        )
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _sdk_token(self) -> dict[str, Any]:
@@ -303,7 +365,12 @@ class XeroTarget:
         return {
             "access_token": self._used_token,
             "token_type": "Bearer",
-            "scope": ["accounting.transactions", "accounting.contacts.read"],
+            "scope": [
+                "accounting.transactions",
+                "accounting.contacts.read",
+                "accounting.attachments",
+                "accounting.settings.read",
+            ],
             "expires_in": None,
             "expires_at": None,
         }
@@ -409,6 +476,10 @@ def _line(line: PlannedLine) -> LineItem:
         item.account_code = line.account_code
     if line.tax_type:
         item.tax_type = line.tax_type
+    if line.tracking:
+        item.tracking = [
+            LineItemTracking(name=name, option=option) for name, option in line.tracking
+        ]
     return item
 
 
@@ -421,6 +492,7 @@ def _remote(inv: Invoice) -> RemoteInvoice:
             item_code=li.item_code,
             account_code=li.account_code,
             tax_type=li.tax_type,
+            tracking=tuple((t.name or "", t.option or "") for t in (li.tracking or [])),
         )
         for li in (inv.line_items or [])
     ]
@@ -441,6 +513,7 @@ def _remote(inv: Invoice) -> RemoteInvoice:
         subtotal=_dec(inv.sub_total),
         total_tax=_dec(inv.total_tax),
         total=_dec(inv.total),
+        has_attachments=bool(inv.has_attachments),
     )
 
 

@@ -21,11 +21,13 @@ from sqlmodel import Session, col, select
 from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
+from console.cli import console_alongside, console_command
 from core import cli_mappings, ledger
 from core.alerts import alert_after_run
 from core.cli_connect import config_show, connect_command, connections_app, secrets_app
 from core.cli_explain import explain_lines
 from core.cli_ops import endpoint_options, runs_prune, runs_retry, status
+from core.cli_users import users_app
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -84,6 +86,8 @@ mappings_app.command("import")(cli_mappings.mappings_import)
 mappings_app.command("history")(cli_mappings.mappings_history)
 mappings_app.command("suggest")(cli_mappings.mappings_suggest)
 app.command("status")(status)
+app.add_typer(users_app, name="users")
+app.command("console")(console_command)
 
 
 def _run(
@@ -181,6 +185,7 @@ def serve(
     if not any(p.schedule for p in loaded.config.profiles.values()):
         raise _fail(f"{config}: no profile has a schedule (profiles.NAME.schedule.cron)")
     endpoint = endpoint_options(loaded, host, port)
+    console_alongside(loaded)  # console.with_serve: the web console in a thread
     try:
         service.serve(loaded, run_at_start=run_at_start, endpoint=endpoint)
     except (service.DatabaseUnavailableError, service.EndpointError) as exc:

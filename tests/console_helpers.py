@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,29 @@ def client_total(
         if eligible_expense(x, period) and x["client"]["id"] == client_id:
             total += Decimal(str(x["total_cost"]))
     return total.quantize(Decimal("0.01"))
+
+
+class _Controls(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.labelled: set[str] = set()
+        self.unnamed = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "label" and found.get("for"):
+            self.labelled.add(str(found["for"]))
+        if tag in ("input", "select") and found.get("type") != "hidden":
+            if found.get("id"):
+                self.ids.append(str(found["id"]))
+            else:
+                self.unnamed += 1
+
+
+def unlabelled(html: str) -> list[str]:
+    """Visible inputs and selects without a <label for=...> (or without an id to label)."""
+    parser = _Controls()
+    parser.feed(html)
+    missing = [i for i in parser.ids if i not in parser.labelled]
+    return missing + ["(no id)"] * parser.unnamed

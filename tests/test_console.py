@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
@@ -17,13 +18,15 @@ from console.services import preview
 from core import approvals, mapping_store, users
 from core.cli import app
 from core.config import load_config
+from core.consoleconfig import ConsoleConfig
 from core.db import open_database
 from core.errors import ConfigError
 from core.periods import Period
+from core.secrets import substitute
 from core.tables import ApprovalRow, ConsoleAuditRow, SyncRunRow, UserRow
 from sandbox.server import Sandbox
 from scheduler.service import Service
-from tests.conftest import sandbox_config, write_config
+from tests.conftest import ROOT, sandbox_config, write_config
 from tests.console_helpers import (
     PASSWORD,
     PERIOD,
@@ -36,6 +39,7 @@ from tests.console_helpers import (
     console_setup,
     csrf_of,
     sign_in,
+    unlabelled,
 )
 from tests.helpers import live_invoices, run_cli
 
@@ -80,8 +84,20 @@ def test_sign_in_csrf_and_roles(setup: ConsoleSetup, sandbox: Sandbox) -> None:
     assert bad.status_code == 401 and "Wrong name or password" in bad.text
     cookie = client.cookies.get("hourbridge_console")
     token = sign_in(client, "fiona")
+    page = client.get("/")
+    assert page.status_code == 200 and "Overview" in page.text
     assert client.cookies.get("hourbridge_console") != cookie  # a new session on sign-in
-    # signed, expiring session cookie
+    # signed, expiring session cookie (console.session_minutes, default 480)
+    fresh = client_for(setup)
+    login_page = fresh.get("/login")
+    signed = fresh.post(
+        "/login",
+        data={"username": "fiona", "password": PASSWORD, "csrf_token": csrf_of(login_page.text)},
+        follow_redirects=False,
+    )
+    set_cookie = signed.headers["set-cookie"].lower()
+    assert "max-age=28800" in set_cookie and "httponly" in set_cookie
+    assert "samesite=strict" in set_cookie
     answer = client.get("/runs")
     assert answer.status_code == 200 and "fiona (finance)" in answer.text
     # every form post without the CSRF token is refused, and with a wrong one
@@ -127,7 +143,8 @@ def test_pages_map_rate_preview_approve_runs(setup: ConsoleSetup, sandbox: Sandb
     names = {c["id"]: c["name"] for c in month.clients}
     unmapped = month.unmapped_client_ids[0]
     page = client.get(f"/mappings?profile={PROFILE}&period={PERIOD}")
-    assert page.status_code == 200
+    assert page.status_code == 200 and unlabelled(page.text) == []
+    assert unlabelled(client.get("/runs").text) == [] and unlabelled(overview.text) == []
     assert names[unmapped] in page.text and "no rule" in page.text
     # sorted by money at stake: the rows' at-stake order never increases
     contact = next(c for c in month.xero_contacts if c["Name"] == "WAITEMATĀ SAILING CLUB LIMITED")
@@ -377,3 +394,17 @@ def test_console_binds_loopback_unless_behind_tls(
     data.pop("console")
     missing = run_cli("console", "--config", write_config(tmp_path / "none.yaml", data))
     assert missing.code == 2 and "console: missing" in missing.stderr
+
+
+def test_the_commented_console_example_is_valid() -> None:
+    """config.example.yaml documents the console section in comments: it must validate."""
+    lines = (ROOT / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("# console:")
+    block = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("#   "):
+            break
+        block.append(line[4:])
+    raw = substitute(yaml.safe_load("\n".join(block)), {SECRET_ENV: "e" * 40}, set())
+    parsed = ConsoleConfig.model_validate(raw)
+    assert (parsed.host, parsed.port, parsed.behind_tls) == ("127.0.0.1", 8080, False)

@@ -412,7 +412,7 @@ async def runs_page(request: Request) -> Response:
     status = request.query_params.get("status") or None
     if status is not None and status not in services.RUN_STATUSES:
         raise services.ConsoleError(f"status: choose one of {', '.join(services.RUN_STATUSES)}")
-    rows = await run_in_threadpool(services.runs, state.engine, profile=profile, status=status)
+    rows = await run_in_threadpool(services.run_list, state.engine, profile=profile, status=status)
     return _render(
         request,
         "runs.html",

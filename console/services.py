@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from connectors.base import Directory
-from core import approvals, ledger, mapping_store, mapping_tools
+from core import approvals, ledger, mapping_store, mapping_tools, runs
 from core.cli_connect import check_connection
 from core.config import LoadedConfig
 from core.connect import revoke
@@ -26,7 +26,7 @@ from core.factory import build_profile, open_token_store
 from core.http import CallCounter
 from core.logging import Redactor
 from core.periods import Period
-from core.report import ErrorClass, EventKind, InvoiceAction, RunReport, next_step
+from core.report import RunReport
 from core.sync import SyncEngine
 from core.tables import OAuthConnectionRow, RunEventRow, RunStatus, SyncRunRow
 from mapping import documents
@@ -301,83 +301,46 @@ def approve(
 
 # -- runs ----------------------------------------------------------------------------------
 
-RUN_STATUSES = tuple(s.value for s in RunStatus)
+RUN_STATUSES = runs.RUN_STATUSES
 
 
-def runs(
+def run_list(
     engine: Engine, *, profile: str | None, status: str | None, limit: int = 50
 ) -> list[SyncRunRow]:
-    query = select(SyncRunRow)
-    if profile:
-        query = query.where(SyncRunRow.profile == profile)
-    if status:
-        query = query.where(SyncRunRow.status == status)
-    with Session(engine) as session:
-        return list(session.exec(query.order_by(col(SyncRunRow.started_at).desc()).limit(limit)))
-
-
-@dataclass
-class FailureGroup:
-    error_class: str
-    next_step: str | None
-    events: list[RunEventRow]
+    return runs.listed(engine, profile=profile, status=status, limit=limit)
 
 
 @dataclass
 class RunDetail:
     row: SyncRunRow
     report: RunReport
-    groups: list[FailureGroup]
+    groups: list[runs.FailureGroup]
     retries: list[RunEventRow]
-    failed_invoices: frozenset[str]
 
 
 def run_detail(engine: Engine, run_id: str) -> RunDetail | None:
     """A run's report and its events grouped by class with the next step (``runs show``)."""
-    with Session(engine) as session:
-        row = session.get(SyncRunRow, run_id)
-        events = list(
-            session.exec(
-                select(RunEventRow)
-                .where(RunEventRow.run_id == run_id)
-                .order_by(col(RunEventRow.id))
-            )
-        )
+    row, events = runs.load(engine, run_id)
     if row is None:
         return None
-    report = RunReport.from_json(row.report)
-    known = {c.value: c for c in ErrorClass}
-    grouped: dict[str, list[RunEventRow]] = {}
-    for event in events:
-        if event.kind != EventKind.RETRY.value:
-            grouped.setdefault(event.error_class, []).append(event)
-    groups = [
-        FailureGroup(
-            name, next_step(known[name], report.period) if name in known else None, members
-        )
-        for name, members in grouped.items()
-    ]
-    failed = frozenset(
-        inv.key for inv in report.invoices if inv.action == InvoiceAction.FAILED.value
-    )
-    retried = [e for e in events if e.kind == EventKind.RETRY.value]
-    return RunDetail(row, report, groups, retried, failed)
+    groups, retried = runs.grouped(row.period, events)
+    return RunDetail(row, RunReport.from_json(row.report), groups, retried)
 
 
 def retry(loaded: LoadedConfig, engine: Engine, run_id: str) -> RunReport:
     """``hourbridge runs retry --failed-only``: a partial run pushes only its failed invoices
     again; a failed or interrupted one runs its profile and period in full."""
-    detail = run_detail(engine, run_id)
-    if detail is None:
-        raise ConsoleError(f"no run {run_id!r}")
-    row = detail.row
-    if row.dry_run:
-        raise ConsoleError(f"run {run_id} was a preview (dry run): there is nothing to retry")
-    if row.status in (RunStatus.RUNNING.value, RunStatus.SUCCEEDED.value):
-        raise ConsoleError(f"run {run_id} {row.status}: nothing to retry")
-    if row.profile not in loaded.config.profiles:
-        raise ConsoleError(f"profile {row.profile!r} is no longer in the config")
-    only = detail.failed_invoices if row.status == RunStatus.PARTIAL.value else None
+    try:
+        row = runs.retry_checked(runs.load(engine, run_id)[0], run_id, set(loaded.config.profiles))
+    except runs.RetryRefusedError as exc:
+        raise ConsoleError(str(exc)) from None
+    if row.status == RunStatus.SUCCEEDED.value:
+        raise ConsoleError(f"run {run_id} succeeded: nothing failed, nothing to retry")
+    only = (
+        runs.failed_invoices(RunReport.from_json(row.report))
+        if row.status == RunStatus.PARTIAL.value
+        else None
+    )
     try:
         return service.run_profile(
             loaded,

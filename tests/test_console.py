@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from console.services import preview
 from core import approvals, mapping_store, users
+from core import logging as hblog
 from core.cli import app
 from core.config import load_config
 from core.consoleconfig import ConsoleConfig
@@ -42,6 +43,14 @@ from tests.console_helpers import (
     unlabelled,
 )
 from tests.helpers import live_invoices, run_cli
+from tests.oauth_helpers import (
+    CONNECTION,
+    SharedClock,
+    connect_cli,
+    oauth_config,
+    set_env,
+    start_oauth_sandbox,
+)
 
 PAGES = ["/", "/mappings", "/preview", "/runs", "/connections", "/runs/nope"]
 POSTS = [
@@ -408,3 +417,88 @@ def test_the_commented_console_example_is_valid() -> None:
     raw = substitute(yaml.safe_load("\n".join(block)), {SECRET_ENV: "e" * 40}, set())
     parsed = ConsoleConfig.model_validate(raw)
     assert (parsed.host, parsed.port, parsed.behind_tls) == ("127.0.0.1", 8080, False)
+
+
+def test_connections_list_test_and_remove(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> None:
+    clock = SharedClock()
+    oauth_sandbox = start_oauth_sandbox(clock)
+    try:
+        set_env(monkeypatch, oauth_sandbox)
+        monkeypatch.setenv(SECRET_ENV, "c" * 40)
+        config = oauth_config(oauth_sandbox, db_url, tmp_path)
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["console"] = {"session_secret": "${" + SECRET_ENV + "}"}
+        write_config(config, data)
+        result, _browser = connect_cli(monkeypatch, config)
+        assert result.code == 0, result.stderr
+        loaded = load_config(config)
+        hblog.configure(loaded.secrets)
+        setup = ConsoleSetup(config, loaded, open_database(loaded.database_url))
+        now = datetime.now(UTC)
+        users.add(setup.engine, "fiona", users.Role.FINANCE, PASSWORD, now=now)
+        users.add(setup.engine, "victor", users.Role.VIEWER, PASSWORD, now=now)
+        tenant = oauth_sandbox.xero.settings.tenant_id
+
+        viewer = client_for(setup)
+        viewer_token = sign_in(viewer, "victor")
+        page = viewer.get("/connections")
+        assert CONNECTION in page.text and tenant in page.text and ">ok<" in page.text
+        assert f"Remove {CONNECTION}" not in page.text  # a viewer may test, not remove
+        tested = viewer.post(f"/connections/{CONNECTION}/test", data={"csrf_token": viewer_token})
+        assert f"{CONNECTION}: ok" in tested.text
+        refused = viewer.post(
+            f"/connections/{CONNECTION}/remove", data={"csrf_token": viewer_token}
+        )
+        assert refused.status_code == 403 and oauth_sandbox.xero.auth.live_grants() == 1
+
+        client = client_for(setup)
+        token = sign_in(client, "fiona")
+        removed = client.post(f"/connections/{CONNECTION}/remove", data={"csrf_token": token})
+        assert "revoked at the provider" in removed.text
+        assert oauth_sandbox.xero.auth.live_grants() == 0
+        assert "not connected" in client.get("/connections").text
+        overview = client.get("/")
+        assert f"{CONNECTION} (xero):" in overview.text and "not connected yet" in overview.text
+        missing = client.post(f"/connections/{CONNECTION}/test", data={"csrf_token": token})
+        assert "error" in missing.text and CONNECTION in missing.text
+        with Session(setup.engine) as session:
+            audit = session.exec(select(ConsoleAuditRow)).all()
+        assert [(a.user, a.action, a.subject) for a in audit] == [
+            ("fiona", "connection.remove", CONNECTION)
+        ]
+    finally:
+        oauth_sandbox.stop()
+
+
+def test_a_partial_run_shows_its_failures_and_retries_from_the_console(
+    setup: ConsoleSetup, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    exported = cli(setup, "mappings", "export", "--config", setup.config)
+    broken = tmp_path / "broken.yaml"
+    acme = "5000001"
+    broken.write_text(
+        exported.stdout.replace("tax_type: ZERORATEDOUTPUT", "tax_type: NOSUCHTAX", 1),
+        encoding="utf-8",
+    )
+    assert cli(setup, "mappings", "import", broken, "--config", setup.config).code == 0
+    first = cli(setup, "sync", "--config", setup.config, "--period", PERIOD, "--json").json()
+    assert first["status"] == "partial" and first["invoices_failed"] == 1
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(exported.stdout, encoding="utf-8")
+    assert cli(setup, "mappings", "import", fixed, "--config", setup.config).code == 0
+    assert acme in exported.stdout
+
+    client = client_for(setup)
+    token = sign_in(client, "fiona")
+    listed = client.get("/runs?status=partial")
+    assert first["run_id"][:12] in listed.text
+    detail = client.get(f"/runs/{first['run_id']}")
+    assert "target_rejected" in detail.text and "Next step:" in detail.text
+    assert "Retry the failed invoices" in detail.text
+    drafts = len(live_invoices(sandbox.xero.invoices))
+    retried = client.post(f"/runs/{first['run_id']}/retry", data={"csrf_token": token})
+    assert "retried as run" in retried.text and "succeeded" in retried.text
+    assert f'retry of <a href="/runs/{first["run_id"]}">' in retried.text
+    assert len(live_invoices(sandbox.xero.invoices)) == drafts + 1

@@ -229,7 +229,10 @@ async def logout(request: Request) -> Response:
 async def overview(request: Request) -> Response:
     _user(request)
     state = _state(request)
-    statuses = await run_in_threadpool(build_status, state.loaded, state.engine, state.clock())
+    expiry = await run_in_threadpool(services.token_expiry, state.loaded, state.engine)
+    statuses = await run_in_threadpool(
+        build_status, state.loaded, state.engine, state.clock(), expiry
+    )
     conns = await run_in_threadpool(services.connections, state.loaded, state.engine)
     attention = [c for c in conns if c.stored is None or c.stored.status != "ok" or not c.used_by]
     return _render(request, "overview.html", statuses=statuses, attention=attention)

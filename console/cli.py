@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+import uvicorn
 
 from console import server
 from core.cliutil import ConfigOpt, database, err, fail, load
@@ -38,14 +39,16 @@ def console_command(
     instance.run()
 
 
-def console_alongside(loaded: LoadedConfig) -> None:
+def console_alongside(loaded: LoadedConfig) -> uvicorn.Server | None:
     """Under ``hourbridge serve``: the console too, in a daemon thread, when the config says
-    ``console.with_serve: true``."""
+    ``console.with_serve: true``. The running server (``should_exit`` stops it), or None."""
     if loaded.config.console is None or not loaded.config.console.with_serve:
-        return
+        return None
     try:
         chosen = server.settings(loaded, None, None)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    server.in_thread(server.server(loaded, database(loaded), chosen))
+    instance = server.server(loaded, database(loaded), chosen)
+    server.in_thread(instance)
     err.print(f"console on http://{chosen.host}:{chosen.port}/", highlight=False)
+    return instance

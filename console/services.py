@@ -64,6 +64,21 @@ class Preview:
         return any(inv.action in approvals.PUSHED for inv in self.report.invoices)
 
 
+def token_expiry(loaded: LoadedConfig, engine: Engine) -> Callable[[str, Any], datetime | None]:
+    """For ``scheduler.status.build_status``: a target's access-token expiry from its stored
+    OAuth connection (None where the token comes from the environment)."""
+    try:
+        rows = {r.name: r.expires_at for r in open_token_store(loaded, engine).rows()}
+    except ConfigError:
+        rows = {}
+
+    def expiry(name: str, config: Any) -> datetime | None:
+        connection = getattr(config, "connection", None)
+        return rows.get(connection) if connection else None
+
+    return expiry
+
+
 def default_period(loaded: LoadedConfig, now: datetime) -> Period:
     """The CLI's default: last month in the organisation's timezone."""
     local = now.astimezone(loaded.config.organisation.tz)

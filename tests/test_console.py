@@ -5,15 +5,19 @@ the scheduler. The browser test is tests/test_console_browser.py."""
 from __future__ import annotations
 
 import re
+import socket
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
+from console.cli import console_alongside
 from console.services import preview
 from core import approvals, mapping_store, users
 from core import logging as hblog
@@ -446,6 +450,9 @@ def test_connections_list_test_and_remove(
         page = viewer.get("/connections")
         assert CONNECTION in page.text and tenant in page.text and ">ok<" in page.text
         assert f"Remove {CONNECTION}" not in page.text  # a viewer may test, not remove
+        overview = viewer.get("/").text
+        assert "harvest: expiry unknown" in overview  # a token from the environment
+        assert "xero: " in overview and "xero: expiry unknown" not in overview  # stored
         tested = viewer.post(f"/connections/{CONNECTION}/test", data={"csrf_token": viewer_token})
         assert f"{CONNECTION}: ok" in tested.text
         refused = viewer.post(
@@ -502,3 +509,28 @@ def test_a_partial_run_shows_its_failures_and_retries_from_the_console(
     assert "retried as run" in retried.text and "succeeded" in retried.text
     assert f'retry of <a href="/runs/{first["run_id"]}">' in retried.text
     assert len(live_invoices(sandbox.xero.invoices)) == drafts + 1
+
+
+def test_serve_can_serve_the_console_too(
+    setup: ConsoleSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    data = yaml.safe_load(setup.config.read_text(encoding="utf-8"))
+    data["console"].update(port=port, with_serve=True)
+    loaded = load_config(write_config(tmp_path / "with-serve.yaml", data))
+    instance = console_alongside(loaded)
+    assert instance is not None
+    try:
+        for _ in range(200):
+            if instance.started:
+                break
+            time.sleep(0.05)
+        answer = httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=True)
+        assert answer.status_code == 200 and 'action="/login"' in answer.text
+    finally:
+        instance.should_exit = True
+    data["console"]["with_serve"] = False
+    assert console_alongside(load_config(write_config(tmp_path / "off.yaml", data))) is None

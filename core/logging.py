@@ -39,6 +39,12 @@ class Redactor:
         return event
 
 
+def _current_stderr(*_args: Any) -> structlog.PrintLogger:
+    """A logger on whatever sys.stderr is now: a stream swapped in and closed again (a test's
+    CliRunner) never becomes the place every later log line is written to."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure(
     secrets: Iterable[str] = (), *, level: str = "info", json: bool | None = None
 ) -> Redactor:
@@ -57,7 +63,7 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_current_stderr,
         cache_logger_on_first_use=False,
     )
     return redactor

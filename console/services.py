@@ -307,7 +307,14 @@ def approve(
         engine, profile=name, period=str(period), fingerprint=seen, user=user, now=clock()
     )
     try:
-        report = service.run_profile(loaded, name, period, engine=engine, trigger="console")
+        report = service.run_profile(
+            loaded,
+            name,
+            period,
+            engine=engine,
+            trigger="console",
+            only_invoices=approvals.batch(now.report),  # nothing that arrived since
+        )
     except ConfigError as exc:
         raise ConsoleError(str(exc)) from None
     approvals.set_run(engine, approval, report.run_id)

@@ -31,6 +31,11 @@ def fingerprint(report: RunReport) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def batch(report: RunReport) -> frozenset[str]:
+    """The keys of the invoices a preview would push: an approved push writes only these."""
+    return frozenset(inv.key for inv in report.invoices if inv.action in PUSHED)
+
+
 def record(
     engine: Engine,
     *,

@@ -234,7 +234,14 @@ class Service:
                 run_id=preview.run_id,
             )
             return preview
-        return run_profile(self._loaded, name, period, engine=self._engine, trigger="schedule")
+        return run_profile(
+            self._loaded,
+            name,
+            period,
+            engine=self._engine,
+            trigger="schedule",
+            only_invoices=approvals.batch(preview),  # what was approved, nothing newer
+        )
 
     def _run_scheduled(self, name: str) -> None:
         schedule = self.schedules[name]

@@ -110,6 +110,16 @@ def test_finance_user_maps_rates_previews_and_approves_in_chromium(
         page.goto(f"{base}/mappings?profile={PROFILE}&period={PERIOD}")
         choice = page.get_by_label(f"Target for {name}")
         expect(choice).to_have_value(contact["ContactID"])
+        # the search box filters the target's whole contact list (htmx, vendored)
+        other_id = month.unmapped_client_ids[1]
+        other = next(c["name"] for c in month.clients if c["id"] == other_id)
+        before = page.locator(f"#all-clients-{other_id} option").count()
+        page.get_by_label("Search the target's list").nth(1).fill("agritech")
+        expect(page.locator(f"#all-clients-{other_id} option").first).to_contain_text(
+            re.compile("agritech", re.I)
+        )
+        after = page.locator(f"#all-clients-{other_id} option").count()
+        assert 0 < after < before, (before, after, other)
         page.screenshot(path=ARTIFACTS / "3-mappings.png", full_page=True)
         page.get_by_role("button", name=f"Map {name}").click()
         expect(page.get_by_role("status").filter(has_text="stored version 2")).to_be_visible()

@@ -16,17 +16,19 @@ from typing import Annotated
 import structlog
 import typer
 from rich.table import Table
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from connectors.base import InvoicedWriter
 from connectors.importfiles import ImportFileTarget
 from connectors.registry import installed
-from core import cli_mappings, ledger
+from console.cli import console_alongside, console_command
+from core import cli_mappings, ledger, runs
 from core.alerts import alert_after_run
 from core.cli_connect import config_show, connect_command, connections_app, secrets_app
 from core.cli_drift import drift_lines
 from core.cli_explain import explain_lines
 from core.cli_ops import endpoint_options, runs_prune, runs_retry, status
+from core.cli_users import users_app
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -51,9 +53,9 @@ from core.invoices import reference_prefix
 from core.lease import Lease
 from core.logging import Redactor
 from core.progress import terminal_or_log
-from core.report import ErrorClass, EventKind, RunReport, next_step
+from core.report import RunReport
 from core.sync import SyncEngine
-from core.tables import RunEventRow, RunStatus, SyncRunRow
+from core.tables import RunEventRow, RunStatus
 
 app = typer.Typer(
     name="hourbridge",
@@ -85,6 +87,8 @@ mappings_app.command("import")(cli_mappings.mappings_import)
 mappings_app.command("history")(cli_mappings.mappings_history)
 mappings_app.command("suggest")(cli_mappings.mappings_suggest)
 app.command("status")(status)
+app.add_typer(users_app, name="users")
+app.command("console")(console_command)
 
 
 def _run(
@@ -182,6 +186,7 @@ def serve(
     if not any(p.schedule for p in loaded.config.profiles.values()):
         raise _fail(f"{config}: no profile has a schedule (profiles.NAME.schedule.cron)")
     endpoint = endpoint_options(loaded, host, port)
+    console_alongside(loaded)  # console.with_serve: the web console in a thread
     try:
         service.serve(loaded, run_at_start=run_at_start, endpoint=endpoint)
     except (service.DatabaseUnavailableError, service.EndpointError) as exc:
@@ -275,7 +280,7 @@ def _emit(report: RunReport, as_json: bool) -> None:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
-RUN_STATUSES = tuple(s.value for s in RunStatus)
+RUN_STATUSES = runs.RUN_STATUSES
 
 
 def _since(loaded: LoadedConfig, text: str | None) -> datetime | None:
@@ -317,20 +322,11 @@ def runs_list(
         raise _fail(f"--status: expected one of {', '.join(RUN_STATUSES)}, got {status!r}")
     start = _since(loaded, since)
     engine = database(loaded)
-    query = select(SyncRunRow)
-    with Session(engine) as session:
-        if profile is not None:
-            known = set(loaded.config.profiles) | set(
-                session.exec(select(SyncRunRow.profile).distinct()).all()
-            )
-            if profile not in known:
-                raise _fail(f"--profile: no profile {profile!r} in the config or in past runs")
-            query = query.where(SyncRunRow.profile == profile)
-        if status is not None:
-            query = query.where(SyncRunRow.status == status)
-        if start is not None:
-            query = query.where(col(SyncRunRow.started_at) >= start)
-        rows = session.exec(query.order_by(col(SyncRunRow.started_at).desc()).limit(limit)).all()
+    if profile is not None and profile not in set(loaded.config.profiles) | runs.known_profiles(
+        engine
+    ):
+        raise _fail(f"--profile: no profile {profile!r} in the config or in past runs")
+    rows = runs.listed(engine, profile=profile, status=status, since=start, limit=limit)
     if as_json:
         data = [
             {
@@ -375,11 +371,7 @@ def runs_show(
     """Show one run's report."""
     loaded = _load(config)
     engine = database(loaded)
-    with Session(engine) as session:
-        row = session.get(SyncRunRow, run_id)
-        events = session.exec(
-            select(RunEventRow).where(RunEventRow.run_id == run_id).order_by(col(RunEventRow.id))
-        ).all()
+    row, events = runs.load(engine, run_id)
     if row is None:
         raise _fail(f"no run {run_id!r}; see `hourbridge runs list`")
     report = RunReport.from_json(row.report)
@@ -406,28 +398,18 @@ def runs_show(
 
 def _print_events(period: str, events: Sequence[RunEventRow]) -> None:
     """The run's failures and noteworthy outcomes, grouped by class, each with what to do."""
-    if not events:
-        out.print("no failures recorded for this run", highlight=False)
-        return
-    retried = [e for e in events if e.kind == EventKind.RETRY.value]
+    groups, retried = runs.grouped(period, list(events))
     for event in retried:
         out.print(f"retries absorbed: {event.subject}: {event.message}", highlight=False)
-    events = [e for e in events if e.kind != EventKind.RETRY.value]
-    if not events:
+    if not groups:
         out.print("no failures recorded for this run", highlight=False)
         return
     out.print("\n[bold]Failures and changes, by class[/]", highlight=False)
-    groups: dict[str, list[RunEventRow]] = {c.value: [] for c in ErrorClass}
-    for event in events:
-        groups.setdefault(event.error_class, []).append(event)
-    known = {c.value: c for c in ErrorClass}
-    for name, group in groups.items():
-        if not group:
-            continue
-        out.print(f"\n[bold]{name}[/] ({len(group)})", highlight=False)
-        if name in known:
-            out.print(f"  next: {next_step(known[name], period)}", highlight=False, soft_wrap=True)
-        for event in group:
+    for group in groups:
+        out.print(f"\n[bold]{group.error_class}[/] ({len(group.events)})", highlight=False)
+        if group.next_step is not None:
+            out.print(f"  next: {group.next_step}", highlight=False, soft_wrap=True)
+        for event in group.events:
             out.print(
                 f"  - {event.subject}: {event.message}",
                 highlight=False,

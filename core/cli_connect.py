@@ -172,32 +172,40 @@ def connections_test(
 ) -> None:
     """One cheap authenticated call through the connection (refreshing its token if due)."""
     loaded = load(config)
-    cfg = loaded.config.connections.get(name)
-    if cfg is None:
+    if name not in loaded.config.connections:
         raise fail(f"{config}: no connection named {name!r} under connections")
-    store = _store(loaded)
     try:
-        tokens = store.tokens(name, cfg, loaded.path)
-        for attempt in range(2):
-            token = tokens.access_token()
-            url, headers = _probe(loaded, name, cfg.provider, tokens.tenant or "")
-            try:
-                answer = requests.get(
-                    url, headers={**headers, "Authorization": f"Bearer {token}"}, timeout=30
-                )
-            except requests.RequestException as exc:
-                message = f"{name}: no answer from {url} ({type(exc).__name__})"
-                raise fail(message, EXIT_FAILED) from None
-            if answer.status_code == 401 and attempt == 0 and tokens.after_unauthorized(token):
-                continue
-            break
+        message = check_connection(loaded, _store(loaded), name)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except HourbridgeError as exc:
         raise fail(str(exc), EXIT_FAILED) from None
+    out.print(message, highlight=False)
+
+
+def check_connection(loaded: LoadedConfig, store: TokenStore, name: str) -> str:
+    """What ``connections test`` does (the web console too): one cheap authenticated call,
+    refreshing the token if due. The "ok" line, or HourbridgeError (ConfigError: the config)
+    saying what failed."""
+    cfg = loaded.config.connections.get(name)
+    if cfg is None:
+        raise ConfigError(f"{loaded.path}: no connection named {name!r} under connections")
+    tokens = store.tokens(name, cfg, loaded.path)
+    for attempt in range(2):
+        token = tokens.access_token()
+        url, headers = _probe(loaded, name, cfg.provider, tokens.tenant or "")
+        try:
+            answer = requests.get(
+                url, headers={**headers, "Authorization": f"Bearer {token}"}, timeout=30
+            )
+        except requests.RequestException as exc:
+            raise HourbridgeError(f"{name}: no answer from {url} ({type(exc).__name__})") from None
+        if answer.status_code == 401 and attempt == 0 and tokens.after_unauthorized(token):
+            continue
+        break
     if answer.status_code != 200:
-        raise fail(f"{name}: {url} answered HTTP {answer.status_code}", EXIT_FAILED)
-    out.print(f"{name}: ok ({cfg.provider} {tokens.tenant})", highlight=False)
+        raise HourbridgeError(f"{name}: {url} answered HTTP {answer.status_code}")
+    return f"{name}: ok ({cfg.provider} {tokens.tenant})"
 
 
 def _probe(

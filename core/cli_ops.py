@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from core import runs
 from core.alerts import format_money
 from core.cliutil import (
     EXIT_FAILED,
@@ -28,7 +29,7 @@ from core.config import LoadedConfig
 from core.errors import ConfigError
 from core.opsconfig import ServeConfig
 from core.periods import Period
-from core.report import InvoiceAction, RunReport
+from core.report import RunReport
 from core.retention import prune
 from core.tables import OAuthConnectionRow, RunStatus, SyncRunRow
 from core.tokens import reconnect_command
@@ -133,20 +134,12 @@ def runs_retry(
 
     loaded = load(config)
     engine = database(loaded)
-    with Session(engine) as session:
-        row = session.get(SyncRunRow, run_id)
-    if row is None:
-        raise fail(f"no run {run_id!r}; see `hourbridge runs list`")
-    if row.dry_run:
-        raise fail(f"run {run_id} was a preview (dry run): there is nothing to retry")
-    if row.status == RunStatus.RUNNING.value:
-        raise fail(f"run {run_id} is still running (or was interrupted); sync the period instead")
-    if row.profile not in loaded.config.profiles:
-        raise fail(f"run {run_id} synced profile {row.profile!r}, which {config} no longer has")
+    try:
+        row = runs.retry_checked(runs.load(engine, run_id)[0], run_id, set(loaded.config.profiles))
+    except runs.RetryRefusedError as exc:
+        raise fail(str(exc)) from None
     original = RunReport.from_json(row.report)
-    failed = frozenset(
-        inv.key for inv in original.invoices if inv.action == InvoiceAction.FAILED.value
-    )
+    failed = runs.failed_invoices(original)
     only: frozenset[str] | None = None
     if failed_only:
         if row.status == RunStatus.SUCCEEDED.value:

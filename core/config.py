@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
+from babel import Locale, UnknownLocaleError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +30,7 @@ from pydantic import (
 )
 
 from connectors.registry import Role, for_role
+from core.consoleconfig import ConsoleConfig
 from core.errors import ConfigError
 from core.opsconfig import AlertsConfig, ServeConfig
 from core.periods import PeriodConfig
@@ -62,6 +64,20 @@ class DatabaseConfig(_Section):
 
 class OrganisationConfig(_Section):
     timezone: str = Field(description="IANA name; billing periods are cut in this zone")
+    locale: str = Field(
+        default="en_NZ",
+        description="how the web console writes numbers, dates and money (a CLDR locale "
+        "such as en_NZ, en_GB, de_DE)",
+    )
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        try:
+            Locale.parse(value)
+        except (ValueError, UnknownLocaleError) as exc:
+            raise ValueError(f"unknown locale {value!r} (write e.g. en_NZ)") from exc
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -199,6 +215,11 @@ class ProfileConfig(_Section):
         description="billing periods (kind: monthly, weekly, semi-monthly or custom) and "
         "close_after_days (README: Periods and closing)",
     )
+    require_approval: bool = Field(
+        default=False,
+        description="scheduled runs only preview until a finance user approves exactly that "
+        "batch in the web console (its Approve button pushes it)",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> ProfileConfig:
@@ -279,6 +300,11 @@ class HourbridgeConfig(_Section):
     profiles: dict[Annotated[str, Field(pattern=_NAME)], ProfileConfig]
     serve: ServeConfig = Field(
         default_factory=ServeConfig, description="the /healthz and /metrics endpoint of serve"
+    )
+    console: ConsoleConfig | None = Field(
+        default=None,
+        description="the web console for finance staff (`hourbridge console`, or `serve` "
+        "with console.with_serve)",
     )
     retention_days: int = Field(
         default=90,

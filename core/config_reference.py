@@ -21,6 +21,7 @@ from core.config import (
     ScheduleConfig,
     SecretsConfig,
 )
+from core.consoleconfig import ConsoleConfig
 from core.periods import DateRange, PeriodConfig
 from mapping.billing import FixedFee, Milestone, Retainer
 from mapping.rules import ClientRule, MappingRules, ProjectRule, RateRule, Rounding, TaskRule
@@ -86,6 +87,12 @@ def render() -> str:
         "",
         "## secrets",
         *_table(SecretsConfig),
+        "",
+        "## console",
+        "",
+        "The web console (`hourbridge console`); sign-in users come from `hourbridge users add`.",
+        "",
+        *_table(ConsoleConfig),
         "",
         "## profiles.NAME",
         *_table(ProfileConfig),

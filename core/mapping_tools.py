@@ -37,6 +37,8 @@ class Wanted:
     why: str
     entries: int = 0  # time entries and expenses
     hours: Decimal = field(default_factory=Decimal)  # of the time entries
+    # at stake, at the trackers' rates, by currency (entries without a rate add nothing)
+    value: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ def wanted(
         item.entries += 1
         if entry.kind is EntryKind.TIME:  # an expense's quantity is units, not hours
             item.hours += entry.quantity
+        if entry.unit_price is not None:
+            amount = entry.quantity * entry.unit_price
+            item.value[entry.currency] = item.value.get(entry.currency, Decimal(0)) + amount
 
     for entry in entries:
         if entry.deleted or entry.running or not entry.billable or entry.billed_in_source:

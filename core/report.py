@@ -95,6 +95,7 @@ class LineExplanation:
     rate_rule: str  # the rule(s) that gave its price
     rounding: str  # how its hours were rounded
     entries: int
+    tax_type: str | None = None  # the target computes the tax itself, from this
 
 
 @dataclass

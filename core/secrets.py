@@ -32,6 +32,7 @@ SECRET_KEYS = frozenset(
         "client_secret",
         "refresh_token",
         "password",
+        "session_secret",
         "webhook_url",
     }
 )

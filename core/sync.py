@@ -1278,6 +1278,7 @@ def _summary(
                 rate_rule=line.rate_rule,
                 rounding=line.rounding,
                 entries=len(line.entry_keys),
+                tax_type=line.tax_type,
             )
             for line in plan.lines
         ]

@@ -351,3 +351,42 @@ class RetainerBalanceRow(SQLModel, table=True):
     hours_overage: Decimal = Field(sa_type=DecimalText)
     hours_out: Decimal = Field(sa_type=DecimalText, description="rolled over to the next period")
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class UserRow(SQLModel, table=True):
+    """A person who may sign in to the web console (`hourbridge users add`)."""
+
+    __tablename__ = "console_users"
+
+    name: str = Field(primary_key=True, max_length=64)
+    role: str = Field(max_length=16, description="viewer or finance")
+    password_hash: str = Field(sa_type=Text, description="argon2id, never the password")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApprovalRow(SQLModel, table=True):
+    """A person approved a profile's planned invoices for a period (the console's Approve).
+    ``fingerprint`` names exactly what they saw: a later change to the plan needs a new one."""
+
+    __tablename__ = "approvals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    profile: str = Field(max_length=32, index=True)
+    period: str = Field(max_length=16)
+    fingerprint: str = Field(max_length=64)
+    approved_by: str = Field(max_length=64)
+    approved_at: datetime = Field(sa_type=UTCDateTime)
+    run_id: str | None = Field(default=None, max_length=32, description="the push it started")
+
+
+class ConsoleAuditRow(SQLModel, table=True):
+    """What a console user changed outside the mapping store (which keeps its own authors):
+    approvals, retries, connections removed."""
+
+    __tablename__ = "console_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    subject: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import (
 )
 from sqlalchemy import Engine
 
+from core import approvals
 from core.alerts import alert_after_run
 from core.config import LoadedConfig, ScheduleConfig, crontab_trigger
 from core.db import open_database
@@ -213,6 +214,35 @@ class Service:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
+    def _scheduled_run(self, name: str, period: Period) -> RunReport:
+        """A scheduled sync; for a profile with ``require_approval``, a preview first, and
+        the push only if a finance user approved exactly that batch (web console)."""
+        if not self._loaded.config.profiles[name].require_approval:
+            return run_profile(self._loaded, name, period, engine=self._engine, trigger="schedule")
+        preview = run_profile(
+            self._loaded, name, period, engine=self._engine, dry_run=True, trigger="schedule"
+        )
+        if preview.errors:
+            return preview
+        batch = approvals.fingerprint(preview)
+        pending = any(inv.action in approvals.PUSHED for inv in preview.invoices)
+        if pending and approvals.approved(self._engine, name, str(period), batch) is None:
+            log.info(
+                "schedule.awaiting_approval",
+                profile=name,
+                period=str(period),
+                run_id=preview.run_id,
+            )
+            return preview
+        return run_profile(
+            self._loaded,
+            name,
+            period,
+            engine=self._engine,
+            trigger="schedule",
+            only_invoices=approvals.batch(preview),  # what was approved, nothing newer
+        )
+
     def _run_scheduled(self, name: str) -> None:
         schedule = self.schedules[name]
         now = self._clock()
@@ -221,9 +251,7 @@ class Service:
         bound = log.bind(profile=name, period=str(period))
         bound.info("schedule.run_start")
         try:
-            report = run_profile(
-                self._loaded, name, period, engine=self._engine, trigger="schedule"
-            )
+            report = self._scheduled_run(name, period)
         except HourbridgeError as exc:
             bound.error("schedule.run_done", status=RunStatus.FAILED.value, error=str(exc))
         except Exception as exc:  # keep serving: one broken run must not stop the schedule

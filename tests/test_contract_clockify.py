@@ -614,3 +614,15 @@ def test_empty_and_future_ranges_make_no_report_calls(harness: ClockifyHarness) 
     far = NOW.date() + timedelta(days=LOOKAHEAD_DAYS + 1)
     assert _pull(harness.source(expenses=False), far) == {}
     assert not any("reports" in path for path in harness.fake.calls)
+
+
+def test_calls_keep_within_the_configured_budget_per_second(harness: ClockifyHarness) -> None:
+    sleeps = Sleeps()
+    entries = _pull(harness.source(sleeps=sleeps, calls_per_second=1))
+    made = sum(harness.fake.calls.values())
+    assert entries and made >= 2
+    # one call a second: every call after the first waited for its second, on our side
+    assert len(sleeps.calls) == made - 1
+    assert all(0 < s <= 1 for s in sleeps.calls)
+    with pytest.raises(ValidationError):
+        harness.config(calls_per_second=51)  # Clockify allows 50 a second

@@ -56,7 +56,7 @@ from connectors.clockify.parse import (
     row_id,
 )
 from core.errors import AuthError, SourceDataError, TerminalError, TransientError
-from core.http import CallCounter, RetryPolicy, raise_for
+from core.http import CallCounter, RateBudget, RetryPolicy, raise_for
 from core.model import SourceEntry, WritebackResult
 
 SERVICE = "clockify"
@@ -91,6 +91,7 @@ class ClockifySource:
         self._policy = calls.counted(
             policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
         )
+        self._budget = RateBudget(config.calls_per_second, 1.0, sleep=self._policy.sleep)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._key = config.api_key.get_secret_value()
         self._session = session or requests.Session()
@@ -359,6 +360,7 @@ class ClockifySource:
         """One call, retried per the policy; a non-2xx status not in ``allow`` raises."""
         for attempt in self._policy.retrying():
             with attempt:
+                self._budget.acquire()
                 self._calls.add(SERVICE)
                 try:
                     response = self._session.request(

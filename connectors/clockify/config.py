@@ -44,6 +44,12 @@ class ClockifyConfig(BaseModel):
         default=True, description="list approved time only; otherwise all, with the flag"
     )
     expenses: bool = Field(default=True, description="pull expenses as well as time entries")
+    calls_per_second: int = Field(
+        default=50,
+        ge=1,
+        le=50,
+        description="call budget; Clockify allows 50 requests per second per workspace",
+    )
     timeout_seconds: float = Field(description="per HTTP request", default=30, gt=0)
     max_attempts: int = Field(
         description="tries per request on 429/5xx/timeouts", default=5, ge=1, le=20

@@ -1646,10 +1646,9 @@ class FakeXero:
             self.committed.set()
         return reply, fault
 
-    def _write_invoices(self, request: Request, method: str, path_id: str | None) -> _Reply:
-        summarize = self._bool_param(request, "summarizeErrors", True)
-        unitdp = self._int_param(request, "unitdp") or 2
-        self._bool_param(request, "allowBackorders", False)
+    def _elements(self, request: Request, name: str) -> list[JsonDict]:
+        """The ``name`` array of a write's body: JSON checked against the spec's schema for
+        ``name``, numbers read exactly, nulls dropped. Anything else is Xero's 400."""
         raw = request.get_data()
         if len(raw) > MAX_BODY_BYTES:
             raise _Abort(
@@ -1660,17 +1659,23 @@ class FakeXero:
             exact = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise _post_data_error(f"The request body is not valid JSON: {exc}") from None
-        problems = validate_body("Invoices", plain)
+        problems = validate_body(name, plain)
         if problems:
             raise _post_data_error(
-                "The request body does not match the Invoices schema: "
+                f"The request body does not match the {name} schema: "
                 + "; ".join(str(p) for p in problems)
             )
         exact = strip_nulls(exact)
-        elements = exact.get("Invoices") if isinstance(exact, dict) else None
+        elements = exact.get(name) if isinstance(exact, dict) else None
         if not isinstance(elements, list):
-            raise _post_data_error("The request body has no Invoices array")
+            raise _post_data_error(f"The request body has no {name} array")
+        return elements
 
+    def _write_invoices(self, request: Request, method: str, path_id: str | None) -> _Reply:
+        summarize = self._bool_param(request, "summarizeErrors", True)
+        unitdp = self._int_param(request, "unitdp") or 2
+        self._bool_param(request, "allowBackorders", False)
+        elements = self._elements(request, "Invoices")
         with self._lock:
             staged: dict[str, JsonDict] = {}
             saved_number = self._next_number
@@ -1715,26 +1720,7 @@ class FakeXero:
         matching type; an existing CreditNoteID (an update) is refused by this sandbox."""
         summarize = self._bool_param(request, "summarizeErrors", True)
         unitdp = self._int_param(request, "unitdp") or 2
-        raw = request.get_data()
-        if len(raw) > MAX_BODY_BYTES:
-            raise _Abort(
-                _Reply(413, b"Request Entity Too Large", content_type="text/plain; charset=utf-8")
-            )
-        try:
-            plain = json.loads(raw, parse_constant=_reject_constant)
-            exact = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _post_data_error(f"The request body is not valid JSON: {exc}") from None
-        problems = validate_body("CreditNotes", plain)
-        if problems:
-            raise _post_data_error(
-                "The request body does not match the CreditNotes schema: "
-                + "; ".join(str(p) for p in problems)
-            )
-        exact = strip_nulls(exact)
-        elements = exact.get("CreditNotes") if isinstance(exact, dict) else None
-        if not isinstance(elements, list):
-            raise _post_data_error("The request body has no CreditNotes array")
+        elements = self._elements(request, "CreditNotes")
         with self._lock:
             saved = self._next_credit_number
             outcomes = [(self._build_credit(e, method, unitdp), e) for e in elements]

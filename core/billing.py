@@ -344,25 +344,19 @@ def record_usage(session: Session, profile: str, plan: InvoicePlan, now: datetim
     """Store the retainer balances an invoice describes, in the caller's transaction (the one
     that records the invoice). Planned again, a period overwrites its rows: never adds."""
     for usage in plan.retainers:
-        key = (profile, usage.retainer, str(plan.slot.period), usage.seq)
-        row = session.get(RetainerBalanceRow, key) or RetainerBalanceRow(
-            profile=profile,
-            retainer=usage.retainer,
-            period=str(plan.slot.period),
-            seq=usage.seq,
-            invoice_key=plan.key,
-            hours_included=usage.included,
-            hours_in=usage.rolled_in,
-            hours_used=usage.used,
-            hours_overage=usage.overage,
-            hours_out=usage.rolled_out,
-            updated_at=now,
+        # merge: the stored row for this key is loaded and overwritten, or a new one added
+        session.merge(
+            RetainerBalanceRow(
+                profile=profile,
+                retainer=usage.retainer,
+                period=str(plan.slot.period),
+                seq=usage.seq,
+                invoice_key=plan.key,
+                hours_included=usage.included,
+                hours_in=usage.rolled_in,
+                hours_used=usage.used,
+                hours_overage=usage.overage,
+                hours_out=usage.rolled_out,
+                updated_at=now,
+            )
         )
-        row.invoice_key = plan.key
-        row.hours_included = usage.included
-        row.hours_in = usage.rolled_in
-        row.hours_used = usage.used
-        row.hours_overage = usage.overage
-        row.hours_out = usage.rolled_out
-        row.updated_at = now
-        session.add(row)

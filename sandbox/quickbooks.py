@@ -69,6 +69,7 @@ from sandbox.oauth import FakeAuthServer, OAuthSettings, json_token
 from sandbox.oauth import Reply as AuthReply
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
 from sandbox.serving import drop_connection
+from sandbox.writes import AfterCommit, CommitFaults, StoredAnswer
 from sandbox.xero import dumps_json
 
 if TYPE_CHECKING:
@@ -94,7 +95,6 @@ OAUTH_BEARER_PATH = "/oauth2/v1/tokens/bearer"  # oauth.platform.intuit.com
 AUTHORIZE_PATH = "/connect/oauth2"  # appcenter.intuit.com
 REVOKE_PATH = "/v2/oauth2/tokens/revoke"  # developer.api.intuit.com
 COMPANY_TZ = ZoneInfo("Pacific/Auckland")  # the fake company is a New Zealand one
-HOLD_TIMEOUT_S = 120.0  # a held write never blocks a server thread for longer
 
 MAX_DOC_NUMBER = 21
 MAX_TEXT = 4000  # PrivateNote, Line.Description
@@ -1034,20 +1034,6 @@ _READABLE = {
 
 
 @dataclass
-class _RequestIdEntry:
-    pending: bool = True
-    status: int = 0
-    body: bytes = b""
-    content_type: str = ""
-
-
-@dataclass
-class _AfterCommit:
-    kind: str  # "drop" | "hold"
-    release: threading.Event | None = None
-
-
-@dataclass
 class _Injected:
     status: int
     xml: bool
@@ -1088,7 +1074,7 @@ class _Context:
 # the fake
 
 
-class FakeQuickBooks:
+class FakeQuickBooks(CommitFaults):
     """The fake QuickBooks Online company: seed data in, a WSGI app out. See the module doc."""
 
     def __init__(
@@ -1144,8 +1130,8 @@ class FakeQuickBooks:
         self.invoices: dict[str, JsonDict] = {}
         self.credit_memos: dict[str, JsonDict] = {}
         self.calls: collections.Counter[str] = collections.Counter()
-        self.committed = threading.Event()
         self.idempotent_replays = 0
+        super().__init__()  # the after-commit fault knobs and `committed`
 
         self._lock = threading.RLock()
         self._writes = 0
@@ -1154,8 +1140,7 @@ class FakeQuickBooks:
         self._voided: set[str] = set()
         self._paid: set[str] = set()
         self._closed_through: date | None = None
-        self._request_ids: dict[tuple[str, str], _RequestIdEntry] = {}
-        self._after_commit: collections.deque[_AfterCommit] = collections.deque()
+        self._request_ids: dict[tuple[str, str], StoredAnswer] = {}
         self._fail: collections.deque[_Injected] = collections.deque()
 
         clock = self.settings.clock
@@ -1223,20 +1208,6 @@ class FakeQuickBooks:
         with self._lock:
             self._closed_through = through
 
-    def drop_after_commit(self, count: int = 1) -> None:
-        """The next ``count`` invoice writes commit, then the TCP connection is cut."""
-        with self._lock:
-            for _ in range(count):
-                self._after_commit.append(_AfterCommit("drop"))
-
-    def hold_after_commit(self) -> threading.Event:
-        """The next invoice write commits, sets ``committed`` and waits for the event."""
-        release = threading.Event()
-        with self._lock:
-            self.committed.clear()
-            self._after_commit.append(_AfterCommit("hold", release))
-        return release
-
     def fail_next(
         self,
         status: int,
@@ -1264,7 +1235,7 @@ class FakeQuickBooks:
         path = request.path
         realm = self.settings.realm_id
         entered = False
-        after: _AfterCommit | None = None
+        after: AfterCommit | None = None
         try:
             if path.rstrip("/") in (DISCOVERY_PATH, PRODUCTION_DISCOVERY_PATH):
                 self._count(f"{method} discovery")
@@ -1282,10 +1253,8 @@ class FakeQuickBooks:
                     reply = self._from_auth(self.auth.revoke(request, json_token(request)))
             else:
                 reply, after, entered = self._api(request, method, path)
-            if after is not None and after.kind == "drop":
-                drop_connection(environ, "fake QuickBooks")
-            if after is not None and after.release is not None:
-                after.release.wait(HOLD_TIMEOUT_S)
+            if after is not None:
+                after.apply(environ, "fake QuickBooks")
             return self._send(reply, start_response)
         finally:
             if entered:
@@ -1375,7 +1344,7 @@ class FakeQuickBooks:
 
     def _api(
         self, request: Request, method: str, path: str
-    ) -> tuple[_Reply, _AfterCommit | None, bool]:
+    ) -> tuple[_Reply, AfterCommit | None, bool]:
         """(reply, an after-commit action, whether the concurrency gate was entered)."""
         match = _API_PATH.fullmatch(path)
         if match is None:
@@ -1616,7 +1585,7 @@ class FakeQuickBooks:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, context: _Context) -> tuple[_Reply, _AfterCommit | None]:
+    def _write(self, context: _Context) -> tuple[_Reply, AfterCommit | None]:
         with self._lock:
             self._writes += 1
         request_id = context.request.args.get("requestid")
@@ -1626,7 +1595,7 @@ class FakeQuickBooks:
             else self.settings.max_request_id
         )
         slot = (self.settings.realm_id, request_id or "")
-        entry: _RequestIdEntry | None = None
+        entry: StoredAnswer | None = None
         if request_id is not None:
             if len(request_id) > limit:
                 return _fault_reply(
@@ -1645,7 +1614,7 @@ class FakeQuickBooks:
                         ), None
                     self.idempotent_replays += 1
                     return _Reply(entry.status, entry.body, entry.content_type), None
-                entry = _RequestIdEntry()
+                entry = StoredAnswer()
                 self._request_ids[slot] = entry
         try:
             with self._lock:
@@ -1663,12 +1632,8 @@ class FakeQuickBooks:
         with self._lock:
             if entry is not None:
                 # [U] a Fault is replayed too: QBO stores the response whatever it was
-                entry.pending = False
-                entry.status = reply.status
-                entry.body = reply.body
-                entry.content_type = reply.content_type
-            after = self._after_commit.popleft() if self._after_commit else None
-            self.committed.set()
+                entry.settle(reply.status, reply.body, reply.content_type)
+            after = self._commit_fault()
         return reply, after
 
     @staticmethod

@@ -66,6 +66,7 @@ from sandbox.oauth import FakeAuthServer, OAuthSettings
 from sandbox.oauth import Reply as AuthReply
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
 from sandbox.serving import drop_connection
+from sandbox.writes import AfterCommit, CommitFaults, StoredAnswer
 from sandbox.xero_spec import field_info, parse_xero_datetime, strip_nulls, validate_body
 
 if TYPE_CHECKING:
@@ -86,7 +87,6 @@ MAX_BODY_BYTES = 3_500_000  # Xero's documented 3.5 MB request limit
 APP_PER_MINUTE = 10_000
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-HOLD_TIMEOUT_S = 120.0  # a held write never blocks a server thread for longer
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # Xero's documented limit per attached file
 MAX_ATTACHMENTS = 10  # per document
 MAX_TRACKING = 2  # tracking categories per line
@@ -726,21 +726,6 @@ def _not_found() -> _Abort:
 
 
 @dataclass
-class _IdempotencyEntry:
-    fingerprint: str
-    pending: bool = True
-    status: int = 0
-    body: bytes = b""
-    content_type: str = ""
-
-
-@dataclass
-class _Fault:
-    kind: str  # "drop" | "hold"
-    release: threading.Event | None = None
-
-
-@dataclass
 class _Route:
     method: str
     template: str
@@ -748,7 +733,7 @@ class _Route:
     handler: Callable[[Request, dict[str, str]], _Reply] | None  # None: an invoice write
 
 
-class FakeXero:
+class FakeXero(CommitFaults):
     """The fake organisation: seed data in, a WSGI app out. See the module doc."""
 
     def __init__(
@@ -843,14 +828,13 @@ class FakeXero:
         self.credit_notes: dict[str, dict[str, Any]] = {}
         self._next_credit_number = 1
         self.calls: collections.Counter[str] = collections.Counter()
-        self.committed = threading.Event()
         self.idempotent_replays = 0
+        super().__init__()  # the after-commit fault knobs and `committed`
 
         self._lock = threading.RLock()
         self._writes = 0
         self._next_number = 1
-        self._idempotency: dict[tuple[str, str], _IdempotencyEntry] = {}
-        self._faults: collections.deque[_Fault] = collections.deque()
+        self._idempotency: dict[tuple[str, str], StoredAnswer] = {}
         self._fail: collections.deque[tuple[int, int | None, str | None]] = collections.deque()
 
         clock = self.settings.clock
@@ -884,20 +868,6 @@ class FakeXero:
                 invoice["AmountPaid"] = invoice["Total"]
                 invoice["AmountDue"] = Decimal("0.00")
             invoice["UpdatedDateUTC"] = _ms_date(_now_utc())
-
-    def drop_after_commit(self, count: int = 1) -> None:
-        """The next ``count`` invoice writes commit, then the TCP connection is cut."""
-        with self._lock:
-            for _ in range(count):
-                self._faults.append(_Fault("drop"))
-
-    def hold_after_commit(self) -> threading.Event:
-        """The next invoice write commits, sets ``committed`` and waits for the event."""
-        release = threading.Event()
-        with self._lock:
-            self.committed.clear()
-            self._faults.append(_Fault("hold", release))
-        return release
 
     def fail_next(
         self,
@@ -935,10 +905,8 @@ class FakeXero:
         entered = False
         try:
             reply, fault, entered = self._handle(request, method, route, params, allowed)
-            if fault is not None and fault.kind == "drop":
-                drop_connection(environ, "fake Xero")
-            if fault is not None and fault.release is not None:
-                fault.release.wait(HOLD_TIMEOUT_S)
+            if fault is not None:
+                fault.apply(environ, "fake Xero")
             return self._send(reply, start_response)
         finally:
             if entered:
@@ -1026,7 +994,7 @@ class FakeXero:
         route: _Route | None,
         params: dict[str, str],
         allowed: list[str],
-    ) -> tuple[_Reply, _Fault | None, bool]:
+    ) -> tuple[_Reply, AfterCommit | None, bool]:
         """The reply, a fault to act on after the commit, and whether the gate was entered."""
         refused, entered = self._gatekeep(request)
         if refused is not None:
@@ -1368,7 +1336,7 @@ class FakeXero:
             reply = abort.reply
         if key is not None:
             with self._lock:
-                self._idempotency[(self.settings.tenant_id, key)] = _IdempotencyEntry(
+                self._idempotency[(self.settings.tenant_id, key)] = StoredAnswer(
                     fingerprint, False, reply.status, reply.body, reply.content_type
                 )
         return reply
@@ -1564,11 +1532,11 @@ class FakeXero:
 
     def _write(
         self, request: Request, route: _Route, params: dict[str, str]
-    ) -> tuple[_Reply, _Fault | None]:
+    ) -> tuple[_Reply, AfterCommit | None]:
         with self._lock:
             self._writes += 1
         key = request.headers.get("Idempotency-Key")
-        entry: _IdempotencyEntry | None = None
+        entry: StoredAnswer | None = None
         slot = ("", "")
         if key is not None:
             if not key.strip():
@@ -1621,9 +1589,9 @@ class FakeXero:
                         ), None
                     self.idempotent_replays += 1
                     return _Reply(entry.status, entry.body, entry.content_type), None
-                entry = _IdempotencyEntry(fingerprint)
+                entry = StoredAnswer(fingerprint)
                 self._idempotency[slot] = entry
-        fault: _Fault | None = None
+        fault: AfterCommit | None = None
         try:
             if route.template.startswith("/CreditNotes"):
                 reply = self._write_credit_notes(request, route.method)
@@ -1638,12 +1606,8 @@ class FakeXero:
             raise
         with self._lock:
             if entry is not None:
-                entry.pending = False
-                entry.status = reply.status
-                entry.body = reply.body
-                entry.content_type = reply.content_type
-            fault = self._faults.popleft() if self._faults else None
-            self.committed.set()
+                entry.settle(reply.status, reply.body, reply.content_type)
+            fault = self._commit_fault()
         return reply, fault
 
     def _elements(self, request: Request, name: str) -> list[JsonDict]:

@@ -32,14 +32,12 @@ Knobs for tests: ``fail_next``, ``edit_entry``, ``delete_entry``, ``entry``,
 
 from __future__ import annotations
 
-import collections
 import copy
 import hmac
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -49,15 +47,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from werkzeug.wrappers import Request, Response
 
 from sandbox.ratelimit import SlidingWindow
+from sandbox.tracker_fake import Injected, TrackerFake, json_response
 from sandbox.tracker_seed import CLOCKIFY_API_KEY_OWNER_INDEX, ClockifyData
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    pass
 
 __all__ = ["SANDBOX_CLOCKIFY_KEY", "ClockifySettings", "FakeClockify"]
 
 SANDBOX_CLOCKIFY_KEY = "sandbox-clockify-key"
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 DEFAULT_PAGE_SIZE = 50  # list endpoints (documented default); [U] for the detailed report
 MAX_LIST_PAGE_SIZE = 5000  # [U]
@@ -107,16 +105,8 @@ class _BadRequestError(Exception):
     """A request Clockify answers with 400; the message names the field."""
 
 
-def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    response = Response(payload, status=status, content_type=JSON_CONTENT_TYPE)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
 def _error(status: int, message: str, code: int | None = None) -> Response:
-    return _json(status, {"message": message, "code": code if code is not None else status})
+    return json_response(status, {"message": message, "code": code if code is not None else status})
 
 
 def _parse_ts(value: str) -> datetime:
@@ -405,15 +395,13 @@ def _entity_matches(wanted: _EntityFilter | None, values: set[str]) -> bool:
 # --------------------------------------------------------------------------
 
 
-class FakeClockify:
+class FakeClockify(TrackerFake):
     """The fake. Create one per test; it is a WSGI app (``serving(fake)``)."""
 
     def __init__(self, data: ClockifyData, settings: ClockifySettings | None = None) -> None:
         self.data = data
         self.settings = settings or ClockifySettings()
-        self.calls: collections.Counter[str] = collections.Counter()
-        self._lock = threading.RLock()
-        self._failures: collections.deque[tuple[int, int | None]] = collections.deque()
+        super().__init__()  # calls, the lock and fail_next
         self._limiter = SlidingWindow(
             limit=self.settings.per_second, period=1.0, clock=self.settings.clock
         )
@@ -436,13 +424,6 @@ class FakeClockify:
         self.owner = data.users[CLOCKIFY_API_KEY_OWNER_INDEX]
 
     # ------------------------------------------------------------------ knobs
-
-    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next ``count`` requests with ``status`` (before any other check)."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._failures.extend([(status, retry_after)] * count)
 
     def edit_entry(self, entry_id: str, **changes: Any) -> None:
         """Change fields of a time entry (``timeInterval`` is replaced whole)."""
@@ -468,29 +449,25 @@ class FakeClockify:
 
     # ------------------------------------------------------------------ WSGI
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        response = self._handle(request)
-        return response(environ, start_response)
+    def _injected(self, failure: Injected) -> Response:
+        status = failure.status
+        body = (
+            RATE_LIMITED_BODY
+            if status == 429 and failure.detail is None
+            else {"message": failure.detail or "Error", "code": status}
+        )
+        return json_response(status, body, failure.retry_headers())
 
     def _handle(self, request: Request) -> Response:
-        with self._lock:
-            self.calls[f"{request.method} {request.path}"] += 1
-            failure = self._failures.popleft() if self._failures else None
-        if failure is not None:
-            status, retry_after = failure
-            body = RATE_LIMITED_BODY if status == 429 else {"message": "Error", "code": status}
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-            return _json(status, body, headers)
         key = request.headers.get("X-Api-Key", "")
         if not key or not hmac.compare_digest(key.encode(), self.settings.api_key.encode()):
-            return _json(401, AUTH_BODY)
+            return json_response(401, AUTH_BODY)
         found = _ANY_WS.match(request.path)
         bucket = found.group(1) if found else f"key:{key}"
         if self._limiter.acquire(bucket) is not None:
-            return _json(429, RATE_LIMITED_BODY)
+            return json_response(429, RATE_LIMITED_BODY)
         if self._hourly is not None and self._hourly.acquire(bucket) is not None:
-            return _json(429, RATE_LIMITED_BODY)
+            return json_response(429, RATE_LIMITED_BODY)
         try:
             return self._route(request)
         except _BadRequestError as exc:
@@ -499,9 +476,9 @@ class FakeClockify:
     def _route(self, request: Request) -> Response:
         path, method = request.path, request.method
         if path == "/api/v1/user":
-            return self._only(method, "GET") or _json(200, self.owner)
+            return self._only(method, "GET") or json_response(200, self.owner)
         if path == "/api/v1/workspaces":
-            return self._only(method, "GET") or _json(200, [self.data.workspace])
+            return self._only(method, "GET") or json_response(200, [self.data.workspace])
         routes: list[tuple[re.Pattern[str], str, Callable[..., Response]]] = [
             (_DETAILED, "POST", self._detailed),
             (_LIST, "GET", self._list),
@@ -520,7 +497,7 @@ class FakeClockify:
                 return rejected
             workspace, *rest = found.groups()
             if workspace != self.data.workspace_id:
-                return _json(403, NO_ACCESS_BODY)
+                return json_response(403, NO_ACCESS_BODY)
             return handler(request, *rest)
         return _error(404, "No static resource " + path.lstrip("/"))  # [U] wording
 
@@ -550,14 +527,14 @@ class FakeClockify:
             if (name is None or name.lower() in str(item["name"]).lower())
             and (archived is None or bool(item.get("archived", False)) is archived)
         ]
-        return _json(200, selected[(page - 1) * size : page * size])
+        return json_response(200, selected[(page - 1) * size : page * size])
 
     def _project_tasks(self, request: Request, project_id: str) -> Response:
         page, size = _page_args(request)
         if project_id not in self._projects:
             return _error(404, "Project not found", VALIDATION_CODE)  # [U]
         tasks = [t for t in self.data.tasks if t["projectId"] == project_id]
-        return _json(200, tasks[(page - 1) * size : page * size])
+        return json_response(200, tasks[(page - 1) * size : page * size])
 
     def _expense_categories(self, request: Request) -> Response:
         page, size = _page_args(request)
@@ -579,7 +556,9 @@ class FakeClockify:
             reverse=order == "DESCENDING",
         )
         chunk = categories[(page - 1) * size : page * size]
-        return _json(200, {"categories": chunk, "count": len(categories)})  # [U] count: total
+        return json_response(
+            200, {"categories": chunk, "count": len(categories)}
+        )  # [U] count: total
 
     def _expenses(self, request: Request) -> Response:
         page, size = _page_args(request)
@@ -604,7 +583,7 @@ class FakeClockify:
             ],
             "weeklyTotals": [{"date": d, "total": t} for d, t in sorted(weekly.items())],
         }
-        return _json(200, body)
+        return json_response(200, body)
 
     def _hydrate(self, expense: Mapping[str, Any]) -> dict[str, Any]:
         project = self._projects.get(str(expense["projectId"]))
@@ -648,7 +627,7 @@ class FakeClockify:
 
     def _mark_invoiced(self, request: Request) -> Response:
         if not self.settings.paid_plan:
-            return _json(403, FREE_PLAN_BODY)
+            return json_response(403, FREE_PLAN_BODY)
         try:
             body = json.loads(request.get_data(as_text=True) or "null")
         except ValueError:
@@ -688,7 +667,7 @@ class FakeClockify:
         totals: list[dict[str, Any] | None] = []
         if query.totals:
             totals = [self._totals(selected, query)] if selected else [None]
-        return _json(
+        return json_response(
             200, {"totals": totals, "timeentries": [self._render(e, query) for e in chunk]}
         )
 

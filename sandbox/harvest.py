@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import copy
 import hashlib
 import hmac
@@ -32,9 +31,8 @@ import json
 import math
 import re
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -45,16 +43,16 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.ratelimit import SlidingWindow
 from sandbox.seed import AgencyMonth
+from sandbox.tracker_fake import Injected, TrackerFake, json_response
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    pass
 
 __all__ = ["SANDBOX_BEARER", "FakeHarvest", "HarvestSettings"]
 
 MAX_PER_PAGE = 2000
 #: The bearer credential the fake accepts unless settings say otherwise.
 SANDBOX_BEARER = "sandbox-harvest-token"
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 INVALID_TOKEN_BODY: dict[str, Any] = {
     "error": "invalid_token",
@@ -259,20 +257,12 @@ def _sort_key(listing: _Listing, item: _Item) -> tuple[str, int]:
 # --------------------------------------------------------------------------
 
 
-def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    response = Response(payload, status=status, content_type=JSON_CONTENT_TYPE)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
 def _error(status: int) -> Response:
-    return _json(status, {"status": status, "error": _STATUS_TEXT.get(status, "Error")})
+    return json_response(status, {"status": status, "error": _STATUS_TEXT.get(status, "Error")})
 
 
 def _unprocessable(message: str) -> Response:
-    return _json(422, {"message": message})
+    return json_response(422, {"message": message})
 
 
 @dataclass(frozen=True)
@@ -283,21 +273,19 @@ class _Cursor:
     filters: dict[str, str]
 
 
-class FakeHarvest:
+class FakeHarvest(TrackerFake):
     """The fake. Create one per test; it is a WSGI app (``serving(fake)``)."""
 
     def __init__(self, month: AgencyMonth, settings: HarvestSettings | None = None) -> None:
         self.month = month
         self.settings = settings or HarvestSettings()
-        self.calls: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
+        super().__init__()  # calls, the lock and fail_next
         self._secret = secrets.token_bytes(32)
         self._limiter = SlidingWindow(
             limit=self.settings.requests_per_window,
             period=self.settings.window_seconds,
             clock=self.settings.clock,
         )
-        self._failures: collections.deque[tuple[int, int | None, str | None]] = collections.deque()
         self._data: dict[str, dict[int, dict[str, Any]]] = {
             "time_entries": {int(e["id"]): copy.deepcopy(e) for e in month.time_entries},
             "expenses": {int(e["id"]): copy.deepcopy(e) for e in month.expenses},
@@ -318,25 +306,6 @@ class FakeHarvest:
         self._updated_clock = latest.replace(microsecond=0) + timedelta(hours=1)
 
     # ------------------------------------------------------------------ knobs
-
-    def fail_next(
-        self,
-        status: int,
-        count: int = 1,
-        retry_after: int | None = None,
-        detail: str | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests with ``status`` (before any other check).
-
-        429 answers carry Harvest's throttle body and ``Retry-After``
-        (``retry_after`` or 15); other statuses carry ``{"status", "error"}`` (plus
-        ``error_description``: ``detail``, when given) and ``Retry-After`` only when
-        ``retry_after`` is given.
-        """
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._failures.extend([(status, retry_after, detail)] * count)
 
     def edit_entry(self, entry_id: int, **changes: Any) -> None:
         """Change fields of a time entry and move its ``updated_at`` forward."""
@@ -395,29 +364,19 @@ class FakeHarvest:
 
     # ------------------------------------------------------------------ WSGI
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        response = self._handle(request)
-        return response(environ, start_response)
-
     def _handle(self, request: Request) -> Response:
-        with self._lock:
-            self.calls[f"{request.method} {request.path}"] += 1
-            failure = self._failures.popleft() if self._failures else None
-        if failure is not None:
-            return self._injected(*failure)
         rejection = self._check_headers(request)
         if rejection is not None:
             return rejection
         wait = self._limiter.acquire(self.settings.account_id)
         if wait is not None:
-            return _json(429, RATE_LIMITED_BODY, {"Retry-After": str(wait)})
+            return json_response(429, RATE_LIMITED_BODY, {"Retry-After": str(wait)})
         return self._route(request)
 
     def _check_headers(self, request: Request) -> Response | None:
         """400 without User-Agent, 401 for a bad token or no account, 403 for another account."""
         if not request.headers.get("User-Agent", "").strip():
-            return _json(
+            return json_response(
                 400,
                 {
                     "status": 400,
@@ -431,19 +390,22 @@ class FakeHarvest:
             token.strip().encode(), self.settings.access_token.encode()
         )
         if not token_ok or not account:
-            return _json(401, INVALID_TOKEN_BODY)
+            return json_response(401, INVALID_TOKEN_BODY)
         if account != self.settings.account_id:
-            return _json(403, FORBIDDEN_ACCOUNT_BODY)
+            return json_response(403, FORBIDDEN_ACCOUNT_BODY)
         return None
 
-    def _injected(self, status: int, retry_after: int | None, detail: str | None) -> Response:
+    def _injected(self, failure: Injected) -> Response:
+        """429: Harvest's throttle body and ``Retry-After`` (default 15); others
+        ``{"status", "error"}``, with ``error_description`` when a detail is given."""
+        status = failure.status
         if status == 429:
-            return _json(429, RATE_LIMITED_BODY, {"Retry-After": str(retry_after or 15)})
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+            wait = failure.retry_after or 15
+            return json_response(429, RATE_LIMITED_BODY, {"Retry-After": str(wait)})
         body: dict[str, Any] = {"status": status, "error": _STATUS_TEXT.get(status, "Error")}
-        if detail is not None:
-            body["error_description"] = detail
-        return _json(status, body, headers)
+        if failure.detail is not None:
+            body["error_description"] = failure.detail
+        return json_response(status, body, failure.retry_headers())
 
     # ---------------------------------------------------------------- routing
 
@@ -469,7 +431,7 @@ class FakeHarvest:
         item = self._lookup(path, single)
         if item is not None and single is not None and single.group(1) == "expenses":
             item = _served_expense(item, request.host_url)
-        return _json(200, item) if item is not None else _error(404)
+        return json_response(200, item) if item is not None else _error(404)
 
     def _receipt(self, expense_id: int, file_name: str) -> Response:
         """An expense's receipt file, where its ``receipt.url`` points (auth as for the API)."""
@@ -638,7 +600,7 @@ class FakeHarvest:
             "page": page,
             "links": links,
         }
-        return _json(200, body)
+        return json_response(200, body)
 
 
 def receipt_bytes(expense_id: int, file_name: str) -> bytes:

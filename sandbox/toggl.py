@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import copy
 import hmac
 import json
@@ -42,7 +41,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -50,10 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
+from sandbox.tracker_fake import Injected, TrackerFake, json_response
 from sandbox.tracker_seed import TogglData
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    pass
 
 __all__ = [
     "SANDBOX_TOGGL_CREDENTIAL",
@@ -66,7 +66,6 @@ __all__ = [
 #: The API token the fake accepts unless settings say otherwise.
 SANDBOX_TOGGL_CREDENTIAL = "sandbox-toggl-token"
 SANDBOX_TOGGL_TOKEN = SANDBOX_TOGGL_CREDENTIAL
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 DEFAULT_PAGE_SIZE = 50  # toggl-python's DEFAULT_PAGE_SIZE for the detailed report
@@ -181,14 +180,6 @@ class TogglSettings:
 
 class _BadRequestError(Exception):
     """A request Toggl would answer with 400 (the message is the body)."""
-
-
-def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    response = Response(payload, status=status, content_type=JSON_CONTENT_TYPE)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
 
 
 def _text(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -415,15 +406,13 @@ def _parse_report_order(present: dict[str, Any], query: _ReportQuery) -> None:
 # --------------------------------------------------------------------------
 
 
-class FakeToggl:
+class FakeToggl(TrackerFake):
     """The fake. Create one per test; it is a WSGI app (``serving(fake)``)."""
 
     def __init__(self, data: TogglData, settings: TogglSettings | None = None) -> None:
         self.data = data
         self.settings = settings or TogglSettings()
-        self.calls: collections.Counter[str] = collections.Counter()
-        self._lock = threading.RLock()
-        self._failures: collections.deque[tuple[int, int | None]] = collections.deque()
+        super().__init__()  # calls, the lock and fail_next
         self._bucket = LeakyBucket(
             rate=self.settings.per_second, capacity=self.settings.burst, clock=self.settings.clock
         )
@@ -448,13 +437,6 @@ class FakeToggl:
         self._updated_clock = latest.replace(microsecond=0) + timedelta(hours=1)
 
     # ------------------------------------------------------------------ knobs
-
-    def fail_next(self, status: int, count: int = 1, retry_after: int | None = None) -> None:
-        """Answer the next ``count`` requests with ``status`` (before any other check)."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._failures.extend([(status, retry_after)] * count)
 
     def server_time(self) -> datetime:
         """The fake's "now" for ``at`` stamps: every change moves it one second on."""
@@ -535,19 +517,11 @@ class FakeToggl:
 
     # ------------------------------------------------------------------ WSGI
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        response = self._handle(request)
-        return response(environ, start_response)
+    def _injected(self, failure: Injected) -> Response:
+        text = failure.detail or _STATUS_TEXT.get(failure.status, "Error")
+        return _text(failure.status, text, failure.retry_headers())
 
     def _handle(self, request: Request) -> Response:
-        with self._lock:
-            self.calls[f"{request.method} {request.path}"] += 1
-            failure = self._failures.popleft() if self._failures else None
-        if failure is not None:
-            status, retry_after = failure
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-            return _text(status, _STATUS_TEXT.get(status, "Error"), headers)
         if not self._authenticated(request):
             return _text(403, AUTH_FAILED_TEXT)
         if self._bucket.acquire(self.settings.api_token) is not None:
@@ -617,7 +591,7 @@ class FakeToggl:
 
     def _me(self, request: Request) -> Response:
         user = self._users[self.owner_id]
-        return _json(
+        return json_response(
             200,
             {
                 **user,
@@ -663,7 +637,7 @@ class FakeToggl:
                 entry.update(self._meta(entry))
             out.append(entry)
         out.sort(key=lambda e: (str(e["start"]), int(e["id"])), reverse=True)
-        return _json(200, out)
+        return json_response(200, out)
 
     def _meta(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         project = self._projects.get(int(entry["project_id"] or 0))
@@ -686,12 +660,14 @@ class FakeToggl:
     def _workspace_list(self, request: Request, resource: str) -> Response:
         if resource == "tags":
             with self._lock:
-                return _json(200, [t for t in self._tags.values() if not t.get("deleted_at")])
+                return json_response(
+                    200, [t for t in self._tags.values() if not t.get("deleted_at")]
+                )
         if resource == "users":
-            return _json(200, list(self._users.values()))
+            return json_response(200, list(self._users.values()))
         if resource == "tasks":  # [U] the paged envelope of GET /workspaces/{wid}/tasks
             tasks = list(self._tasks.values())
-            return _json(
+            return json_response(
                 200,
                 {
                     "data": tasks,
@@ -707,17 +683,19 @@ class FakeToggl:
             "projects": self.data.projects,
             "project_users": self.data.project_users,
         }
-        return _json(200, items[resource])
+        return json_response(200, items[resource])
 
     def _project_tasks(self, request: Request, project_id: str) -> Response:
         if int(project_id) not in self._projects:
             return _text(404, "Project not found")
-        return _json(200, [t for t in self._tasks.values() if t["project_id"] == int(project_id)])
+        return json_response(
+            200, [t for t in self._tasks.values() if t["project_id"] == int(project_id)]
+        )
 
     def _timesheet_setups(self, request: Request) -> Response:
         if not self.settings.premium:
             return _text(402, PREMIUM_APPROVALS_TEXT)
-        return _json(200, self.data.timesheet_setups)  # [U] a bare array, not {"data": ...}
+        return json_response(200, self.data.timesheet_setups)  # [U] a bare array, not {"data": ...}
 
     # ---------------------------------------------------------------- PATCH
 
@@ -745,7 +723,7 @@ class FakeToggl:
                     self._apply(entry, op, target, value)
                 entry["at"] = self._tick()
                 success.append(entry_id)
-        return _json(200, {"success": success, "failure": failure})
+        return json_response(200, {"success": success, "failure": failure})
 
     def _apply(self, entry: dict[str, Any], op: str, target: str, value: Any) -> None:
         if target == "/tags":
@@ -806,7 +784,7 @@ class FakeToggl:
                 # [U] not in the docs; clients read it alongside the two above
                 "X-Next-Timestamp": str(int(_parse_ts(str(nxt["start"])).timestamp())),
             }
-        return _json(200, body_rows, headers)
+        return json_response(200, body_rows, headers)
 
     def _matches(self, entry: Mapping[str, Any], query: _ReportQuery) -> bool:
         # Deleted entries and running timers are not reported [U: running timers].

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,12 +11,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
 from typer.testing import CliRunner
 
 from core.cli import app
 from sandbox.seed import AgencyMonth
 from sandbox.server import Sandbox
-from tests.conftest import sandbox_config
+from tests.conftest import ROOT, sandbox_config
 
 
 @dataclass
@@ -132,3 +134,23 @@ def quickbooks_config(sandbox: Sandbox, db_url: str) -> dict[str, Any]:
     for rule in mapping["expense_categories"].values():
         rule["item_code"] = "SUPPORT"  # every QuickBooks line needs an item
     return data
+
+
+def commented_example(first_line: str) -> dict[str, Any]:
+    """The YAML of a commented-out example block in config.example.yaml: the lines under a
+    profile's ``mapping:`` that start with ``first_line`` (after the comment prefix), up to the
+    first line that is not commented. Prose between keys stays a comment."""
+    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
+    prefix = "      # "
+    lines = text.splitlines()
+    start = lines.index(prefix + first_line)
+    block = []
+    for line in lines[start:]:
+        if not line.startswith(prefix):
+            break
+        content = line[len(prefix) :]
+        # keys and their indented values are YAML; the prose between them is comment
+        block.append(content if re.match(r"^([a-z_]+:| )", content) else "# " + content)
+    examples = yaml.safe_load("\n".join(block))
+    assert isinstance(examples, dict)
+    return examples

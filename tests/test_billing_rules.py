@@ -6,7 +6,6 @@ arithmetic in a comment. The cases go through the real resolver and invoice buil
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,7 +22,8 @@ from core.model import EntryKind, Ref, SourceEntry
 from mapping.describe import cut
 from mapping.resolver import MappedEntry, Resolver, Unmapped
 from mapping.rules import MappingRules
-from tests.conftest import ROOT, example_config, write_config
+from tests.conftest import example_config, write_config
+from tests.helpers import commented_example
 
 USERS = {"U1": "Ana", "U2": "Bob"}
 PROJECTS = {"P1": "Brand", "P2": "Web"}
@@ -497,18 +497,7 @@ def test_rules_round_trip_through_model_dump() -> None:
 
 def test_the_commented_rate_and_rounding_examples_in_the_example_config_are_valid() -> None:
     """The commented mapping examples (rates, rounding, grouping, line text) must validate."""
-    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
-    prefix = "      # "
-    lines = text.splitlines()
-    start = lines.index(prefix + "rates:")
-    block = []
-    for line in lines[start:]:
-        if not line.startswith(prefix):
-            break
-        content = line[len(prefix) :]
-        # keys and their indented values are YAML; the prose between them is comment
-        block.append(content if re.match(r"^([a-z_]+:| )", content) else "# " + content)
-    examples = yaml.safe_load("\n".join(block))
+    examples = commented_example("rates:")
     assert {"rates", "trust_tracker_rate", "rounding", "grouping", "line_description"} <= set(
         examples
     )

@@ -7,7 +7,6 @@ invoice builder.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from connectors.base import RemoteContact
 from core.config import load_config
@@ -26,7 +24,8 @@ from core.sync import currency_mismatch
 from mapping.resolver import MappedEntry, Resolver
 from mapping.rules import MappingRules
 from sandbox.seed import SeedSpec, build_agency_month
-from tests.conftest import ROOT, example_config, write_config
+from tests.conftest import example_config, write_config
+from tests.helpers import commented_example
 
 CATEGORIES = {"K1": "Mileage", "K2": "Travel"}
 
@@ -428,17 +427,7 @@ def test_bad_expense_and_tax_rules_are_config_errors(
 def test_the_commented_expense_and_tax_examples_in_the_example_config_are_valid() -> None:
     """The commented examples for markups, taxes, tracking and line amount types validate,
     and name tracking options the sandbox's Xero has."""
-    text = (ROOT / "config.example.yaml").read_text(encoding="utf-8")
-    prefix = "      # "
-    lines = text.splitlines()
-    start = lines.index(prefix + 'expense_markup_percent: "10"')
-    block = []
-    for line in lines[start:]:
-        if not line.startswith(prefix):
-            break
-        content = line[len(prefix) :]
-        block.append(content if re.match(r"^([a-z_]+:| )", content) else "# " + content)
-    examples = yaml.safe_load("\n".join(block))
+    examples = commented_example('expense_markup_percent: "10"')
     assert set(examples) == {
         "expense_markup_percent",
         "expense_categories",

@@ -38,6 +38,25 @@ def _acme_contact(sandbox: Sandbox) -> str:
     return str(contact["ContactID"]).lower()
 
 
+def _quickbooks_config(
+    sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drift: str
+) -> Path:
+    monkeypatch.setenv("QUICKBOOKS_ACCESS_TOKEN", sandbox.quickbooks.settings.access_token)
+    data = quickbooks_config(sandbox, db_url)
+    data["profiles"]["agency-monthly"]["drift"] = drift
+    return write_config(tmp_path / "q.yaml", data)
+
+
+def _acme_customer(sandbox: Sandbox) -> str:
+    """The fake QuickBooks' Customer Id for the Acme client."""
+    acme = next(c["name"] for c in sandbox.month.clients if c["id"] == ACME)
+    return next(
+        str(c["Id"])
+        for c in sandbox.quickbooks.lists["Customer"].values()
+        if c["DisplayName"] == acme
+    )
+
+
 def _acme_invoices(sandbox: Sandbox) -> list[dict[str, Any]]:
     contact = _acme_contact(sandbox)
     return [
@@ -319,15 +338,9 @@ def test_a_notes_only_edit_is_noted_once_and_bills_nothing(
 def test_quickbooks_a_sent_invoice_gets_its_drift_as_an_adjustment_on_the_next_invoice(
     sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("QUICKBOOKS_ACCESS_TOKEN", sandbox.quickbooks.settings.access_token)
-    data = quickbooks_config(sandbox, db_url)
-    data["profiles"]["agency-monthly"]["drift"] = "adjustment"
-    config = write_config(tmp_path / "q.yaml", data)
+    config = _quickbooks_config(sandbox, db_url, tmp_path, monkeypatch, "adjustment")
     _sync(config)
-    acme = next(c["name"] for c in sandbox.month.clients if c["id"] == ACME)
-    customer = next(
-        c["Id"] for c in sandbox.quickbooks.lists["Customer"].values() if c["DisplayName"] == acme
-    )
+    customer = _acme_customer(sandbox)
     [sent] = [
         i
         for i, inv in sandbox.quickbooks.invoices.items()
@@ -358,15 +371,9 @@ def test_quickbooks_a_sent_invoice_gets_its_drift_as_an_adjustment_on_the_next_i
 def test_quickbooks_a_reduction_on_a_sent_invoice_becomes_one_credit_memo(
     sandbox: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("QUICKBOOKS_ACCESS_TOKEN", sandbox.quickbooks.settings.access_token)
-    data = quickbooks_config(sandbox, db_url)
-    data["profiles"]["agency-monthly"]["drift"] = "credit_note"
-    config = write_config(tmp_path / "q.yaml", data)
+    config = _quickbooks_config(sandbox, db_url, tmp_path, monkeypatch, "credit_note")
     _sync(config)
-    acme = next(c["name"] for c in sandbox.month.clients if c["id"] == ACME)
-    customer = next(
-        c["Id"] for c in sandbox.quickbooks.lists["Customer"].values() if c["DisplayName"] == acme
-    )
+    customer = _acme_customer(sandbox)
     invoices = sandbox.quickbooks.invoices
     [sent] = [i for i, inv in invoices.items() if inv["CustomerRef"]["value"] == customer]
     sandbox.quickbooks.set_sent(sent)

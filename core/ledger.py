@@ -5,6 +5,7 @@ The ledger's primary key is the entry itself, so an entry can sit on one invoice
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime
@@ -164,6 +165,27 @@ def invoice_rows(session: Session, profile: str) -> dict[str, InvoiceRow]:
 
 def rows_for_invoice(session: Session, key: str) -> list[LedgerRow]:
     return list(session.exec(select(LedgerRow).where(LedgerRow.invoice_key == key)))
+
+
+def rows_for_entries(
+    session: Session, keys: Iterable[tuple[str, str]], chunk: int = 500
+) -> dict[tuple[str, str], LedgerRow]:
+    """The ledger rows of these (source, source_id) keys that exist, in a query per source
+    and ``chunk`` ids, not one per entry."""
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for source, source_id in keys:
+        by_source[source].append(source_id)
+    found: dict[tuple[str, str], LedgerRow] = {}
+    for source, ids in by_source.items():
+        for start in range(0, len(ids), chunk):
+            rows = session.exec(
+                select(LedgerRow).where(
+                    LedgerRow.source == source,
+                    col(LedgerRow.source_id).in_(ids[start : start + chunk]),
+                )
+            )
+            found.update(((row.source, row.source_id), row) for row in rows)
+    return found
 
 
 def pending_writebacks(session: Session, source: str, max_attempts: int = 20) -> list[str]:

@@ -872,21 +872,23 @@ class SyncEngine:
         row.line_count = len(plan.lines)
         row.updated_at = now
         writing = action is not InvoiceAction.UNCHANGED
+        fingerprint = self._p.target.fingerprint(plan)
         if action is InvoiceAction.DELETE:
             row.pushed_hash = DELETE_MARK
         else:
-            row.pushed_hash = self._p.target.fingerprint(plan) if writing else None
+            row.pushed_hash = fingerprint if writing else None
         if not writing and found is not None:
             row.content_hash = found.content_hash
         session.add(row)
         session.flush()
         self._drifts.record(session, plan.key, writing=writing)
         existing = {(r.source, r.source_id): r for r in ledger.rows_for_invoice(session, plan.key)}
+        # the entries' rows on other invoices (or none yet), in a few queries, not one each
+        keys = [(m.entry.source, m.entry.source_id) for m in plan.entries]
+        existing.update(ledger.rows_for_entries(session, [k for k in keys if k not in existing]))
         for mapped in plan.entries:
             e = mapped.entry
-            lrow = existing.get((e.source, e.source_id)) or session.get(
-                LedgerRow, (e.source, e.source_id)
-            )
+            lrow = existing.get((e.source, e.source_id))
             if lrow is None:
                 lrow = LedgerRow(
                     source=e.source,
@@ -898,6 +900,7 @@ class SyncEngine:
                     unit_price=mapped.unit_price,
                     updated_at=now,
                 )
+                existing[(e.source, e.source_id)] = lrow
             lrow.invoice_key = plan.key
             lrow.entry_hash = e.content_hash
             lrow.quantity = e.quantity
@@ -907,7 +910,7 @@ class SyncEngine:
                 lrow.state = LedgerState.PUSHED.value
             else:
                 lrow.state = self._held.value
-                lrow.confirmed_hash = self._p.target.fingerprint(plan)
+                lrow.confirmed_hash = fingerprint
             session.add(lrow)
         record_usage(session, self._p.name, plan, now)
 

@@ -45,13 +45,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+# The agency month the end-to-end tests sync: every client, a third of the default entries.
+# Their configs page Harvest by 400 (see sandbox_config), so a pull still spans pages.
+TEST_SPEC = SeedSpec(entries=1000)
 FAST_XERO = XeroSettings(per_minute=100_000, per_day=1_000_000)
 FAST_HARVEST = HarvestSettings(requests_per_window=100_000)
 
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    running = start_sandbox(SeedSpec(), harvest_settings=FAST_HARVEST, xero_settings=FAST_XERO)
+    running = start_sandbox(TEST_SPEC, harvest_settings=FAST_HARVEST, xero_settings=FAST_XERO)
     try:
         yield running
     finally:
@@ -79,6 +82,7 @@ def sandbox_config(
     data["sources"]["harvest"]["base_url"] = sandbox.harvest_url
     data["targets"]["xero"]["base_url"] = sandbox.xero_url + "/api.xro/2.0"
     data["sources"]["harvest"]["max_attempts"] = 3
+    data["sources"]["harvest"]["per_page"] = 400
     if drop_project_rates:
         data["profiles"]["agency-monthly"]["mapping"]["projects"] = {}
     return data

@@ -6,7 +6,9 @@ nothing. The same core.connect pieces as `hourbridge connect` (tests/test_oauth_
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from base64 import b64decode
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,30 +17,27 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-import yaml
 from pydantic import ValidationError
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from console.app import create_app
 from console.server import settings
-from core import logging as hblog
-from core import users
-from core.config import load_config
 from core.consoleconfig import ConsoleConfig
-from core.db import open_database
 from core.tables import ConsoleAuditRow, OAuthConnectionRow
 from sandbox.server import Sandbox
-from tests.conftest import write_config
-from tests.console_helpers import PASSWORD, SECRET_ENV, ConsoleSetup, cli, csrf_of, sign_in
+from tests.console_helpers import (
+    ConsoleSetup,
+    cli,
+    csrf_of,
+    oauth_console_setup,
+    sign_in,
+)
 from tests.oauth_helpers import (
     CONNECTION,
     QBO_CONNECTION,
     SharedClock,
-    oauth_config,
-    qbo_oauth_config,
     raw_database_bytes,
-    set_env,
     start_oauth_sandbox,
 )
 
@@ -65,34 +64,6 @@ def xero() -> Iterator[Sandbox]:
         yield running
     finally:
         running.stop()
-
-
-def console_for(
-    oauth_sandbox: Sandbox,
-    db_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    *,
-    provider: str = "xero",
-) -> ConsoleSetup:
-    """An OAuth config (its target on a stored connection, nothing stored yet) with a console
-    section, and the users fiona (finance) and victor (viewer)."""
-    set_env(monkeypatch, oauth_sandbox)
-    monkeypatch.setenv(SECRET_ENV, "c" * 40)
-    if provider == "xero":
-        config = oauth_config(oauth_sandbox, db_url, tmp_path)
-    else:
-        config = qbo_oauth_config(oauth_sandbox, db_url, tmp_path)
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data["console"] = {"session_secret": "${" + SECRET_ENV + "}"}
-    write_config(config, data)
-    loaded = load_config(config)
-    hblog.configure(loaded.secrets)
-    setup = ConsoleSetup(config, loaded, open_database(loaded.database_url))
-    now = datetime.now(UTC)
-    users.add(setup.engine, "fiona", users.Role.FINANCE, PASSWORD, now=now)
-    users.add(setup.engine, "victor", users.Role.VIEWER, PASSWORD, now=now)
-    return setup
 
 
 def client_at(setup: ConsoleSetup, clock: Clock) -> TestClient:
@@ -143,7 +114,7 @@ def test_finance_user_connects_xero_from_the_connections_page(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    setup = console_for(xero, db_url, tmp_path, monkeypatch)
+    setup = oauth_console_setup(xero, db_url, tmp_path, monkeypatch)
     clock = Clock()
     client = client_at(setup, clock)
     token = sign_in(client, "fiona")
@@ -222,7 +193,7 @@ def test_finance_user_connects_xero_from_the_connections_page(
 def test_viewers_and_posts_without_csrf_cannot_start_a_consent(
     xero: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup = console_for(xero, db_url, tmp_path, monkeypatch)
+    setup = oauth_console_setup(xero, db_url, tmp_path, monkeypatch)
     viewer = client_at(setup, Clock())
     viewer_token = sign_in(viewer, "victor")
     page = viewer.get("/connections")
@@ -254,7 +225,7 @@ def test_viewers_and_posts_without_csrf_cannot_start_a_consent(
 def test_a_wrong_state_a_refusal_an_expiry_or_a_failed_exchange_store_nothing(
     xero: Sandbox, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup = console_for(xero, db_url, tmp_path, monkeypatch)
+    setup = oauth_console_setup(xero, db_url, tmp_path, monkeypatch)
     clock = Clock()
     client = client_at(setup, clock)
     token = sign_in(client, "fiona")
@@ -271,11 +242,18 @@ def test_a_wrong_state_a_refusal_an_expiry_or_a_failed_exchange_store_nothing(
     assert forged.status_code == 400
     assert "state does not match the one sent: not our consent" in forged.text
 
-    # the provider refused (the user pressed Cancel)
-    url = start(client, token)
-    state = parse_qs(urlsplit(url).query)["state"][0]
-    denied = client.get(CALLBACK + "?" + urlencode({"error": "access_denied", "state": state}))
+    # the person pressed Deny on the provider's consent page
+    xero.xero.settings.oauth.consent_page = True
+    asked = requests.get(start(client, token), timeout=10)
+    assert asked.status_code == 200 and "Allow access?" in asked.text
+    deny = re.search(r'href="([^"]+consent=deny)"', asked.text)
+    assert deny is not None
+    refusal = consent(xero.xero_url + html.unescape(deny.group(1)))
+    assert "error=access_denied" in refusal and "code=" not in refusal
+    xero.xero.settings.oauth.consent_page = False
+    denied = client.get(refusal)
     assert denied.status_code == 400 and "xero refused the consent: access_denied" in denied.text
+    assert '<p class="flash error" role="alert">' in denied.text  # one line, on the page
 
     # the consent took too long
     back = consent(start(client, token))
@@ -300,7 +278,7 @@ def test_several_organisations_the_user_picks_one_on_a_page(
 ) -> None:
     running = start_oauth_sandbox(SharedClock(), other_tenants=(OTHER,))
     try:
-        setup = console_for(running, db_url, tmp_path, monkeypatch)
+        setup = oauth_console_setup(running, db_url, tmp_path, monkeypatch)
         client = client_at(setup, Clock())
         token = sign_in(client, "fiona")
         chosen = client.get(consent(start(client, token)), follow_redirects=False)
@@ -339,7 +317,7 @@ def test_quickbooks_takes_the_realm_from_the_redirect(
 ) -> None:
     running = start_oauth_sandbox(SharedClock())
     try:
-        setup = console_for(running, db_url, tmp_path, monkeypatch, provider="quickbooks")
+        setup = oauth_console_setup(running, db_url, tmp_path, monkeypatch, provider="quickbooks")
         client = client_at(setup, Clock())
         token = sign_in(client, "fiona")
         url = start(client, token, QBO_CONNECTION)

@@ -28,9 +28,11 @@ from starlette.staticfiles import StaticFiles
 
 from connectors.base import Directory
 from console import services
+from console.consents import Consents
 from console.fmt import Formats
 from core import approvals, mapping_tools, users
 from core.config import LoadedConfig
+from core.connect import Granted
 from core.consoleconfig import ConsoleConfig
 from core.periods import Period
 from core.report import InvoiceAction
@@ -67,9 +69,12 @@ class ConsoleState:
     engine: Engine
     clock: Clock
     formats: Formats
+    settings: ConsoleConfig
     # the target's contacts and items as the last preview read them, per profile: the
     # searchable lists (refreshed by every preview, so never older than the page shown)
     directories: dict[str, Directory] = field(default_factory=dict)
+    # OAuth consents under way (their state, verifier, granted tokens): memory only
+    consents: Consents = field(default_factory=Consents)
 
 
 def _env() -> Environment:
@@ -449,11 +454,178 @@ async def retry_run(request: Request) -> Response:
     return RedirectResponse(f"/runs/{report.run_id}", status_code=303)
 
 
+def _callback_url(request: Request) -> str:
+    """Where the provider sends the browser back (console.public_url, or the address the
+    browser used); the app must have it registered as a redirect URI."""
+    try:
+        return _state(request).settings.callback_url(f"{request.url.scheme}://{request.url.netloc}")
+    except ValueError as exc:
+        raise services.ConsoleError(str(exc)) from None
+
+
 async def connections_page(request: Request) -> Response:
     _user(request)
     state = _state(request)
     found = await run_in_threadpool(services.connections, state.loaded, state.engine)
-    return _render(request, "connections.html", connections=found, config=state.loaded.path)
+    try:
+        callback, no_callback = _callback_url(request), ""
+    except services.ConsoleError as exc:
+        callback, no_callback = "", str(exc)
+    return _render(
+        request,
+        "connections.html",
+        connections=found,
+        config=state.loaded.path,
+        configured=sorted(state.loaded.config.connections.items()),
+        callback=callback,
+        no_callback=no_callback,
+    )
+
+
+# -- connecting from the browser --------------------------------------------------------
+# POST /connections/connect keeps the consent (state, PKCE verifier) in memory, its state in
+# the signed session, and sends the browser to the provider; the provider sends it back to
+# /connections/callback. That navigation comes from another site, so the browser holds the
+# SameSite=Strict session cookie back: the answer is then kept with its consent (found by its
+# state) and a page of ours continues to /connections/callback/resume, which the cookie
+# reaches. Either way the answer is checked against the session's consent, exchanged, and
+# stored (or, with several organisations, kept until the user picks one).
+
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+RESUME = "/connections/callback/resume"
+BOUNCE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0;url={RESUME}">
+<title>Connecting · hourbridge console</title>
+</head>
+<body>
+<main><p>Back from the provider: <a href="{RESUME}">continue to the console</a>.</p></main>
+</body>
+</html>
+"""
+
+
+def _editor(request: Request) -> users.User:
+    user = _user(request)
+    if not user.can_edit:
+        raise HTTPException(403, f"{user.name} is a viewer: connecting needs the finance role")
+    return user
+
+
+async def connect_start(request: Request) -> Response:
+    user, form = await _form(request, edit=True)
+    state = _state(request)
+    callback = _callback_url(request)
+    consent = await run_in_threadpool(
+        services.connect_begin, state.loaded, state.engine, _text(form, "name"), callback
+    )
+    state.consents.wait(user.name, consent, state.clock())
+    request.session["consent"] = consent.state
+    return RedirectResponse(consent.url, status_code=303, headers=NO_STORE)
+
+
+async def connect_callback(request: Request) -> Response:
+    if not isinstance(request.session.get("user"), str):
+        # no session cookie came (SameSite=Strict, from the provider's site): keep the
+        # answer with its consent and continue from a page of ours. The session is not
+        # touched here: a new cookie would replace the signed-in one.
+        state = request.query_params.get("state", "")
+        _state(request).consents.answered(state, request.url.query)
+        return HTMLResponse(BOUNCE, headers=NO_STORE)
+    return await _connect_answer(request, request.url.query)
+
+
+async def connect_resume(request: Request) -> Response:
+    return await _connect_answer(request, None)
+
+
+async def _connect_answer(request: Request, answer: str | None) -> Response:
+    user = _editor(request)
+    state = _state(request)
+    key = request.session.pop("consent", None)
+    waiting = state.consents.take(key) if isinstance(key, str) else None
+    if waiting is None or waiting.user != user.name:
+        raise services.ConsoleError(
+            "no consent was started in this session (or the console restarted since): not "
+            "ours; nothing stored: connect again"
+        )
+    if state.consents.expired(waiting.started, state.clock()):
+        minutes = int(state.consents.lifetime.total_seconds() // 60)
+        raise services.ConsoleError(
+            f"the consent took longer than {minutes} minutes and expired; nothing stored: "
+            "connect again"
+        )
+    answer = answer if answer is not None else waiting.answer
+    if answer is None:
+        raise services.ConsoleError(
+            "no answer from the provider reached the console; nothing stored: connect again"
+        )
+    response = f"{waiting.consent.redirect_uri}?{answer}"
+    granted = await run_in_threadpool(
+        services.connect_finish, state.loaded, waiting.consent, response
+    )
+    if len(granted.tenants) == 1:
+        return await _connected(request, user, granted, 0)
+    request.session["picking"] = state.consents.pick(user.name, granted, state.clock())
+    return RedirectResponse("/connections/choose", status_code=303, headers=NO_STORE)
+
+
+async def _connected(request: Request, user: users.User, granted: Granted, index: int) -> Response:
+    state = _state(request)
+    tenant = granted.tenants[index]
+    message = await run_in_threadpool(
+        services.connect_save, state.loaded, state.engine, granted, tenant
+    )
+    await run_in_threadpool(
+        approvals.audit,
+        state.engine,
+        user.name,
+        "connection.connect",
+        f"{granted.name}: {granted.provider} {tenant.name} ({tenant.id})",
+        state.clock(),
+    )
+    _flash(request, message)
+    return RedirectResponse("/connections", status_code=303, headers=NO_STORE)
+
+
+def _picking(request: Request, user: users.User) -> tuple[str, Granted]:
+    state = _state(request)
+    key = request.session.get("picking")
+    found = state.consents.picking(key) if isinstance(key, str) else None
+    if (
+        found is None
+        or found.user != user.name
+        or state.consents.expired(found.started, state.clock())
+    ):
+        request.session.pop("picking", None)
+        raise services.ConsoleError(
+            "no organisations wait for a choice in this session (a choice keeps for "
+            f"{int(state.consents.lifetime.total_seconds() // 60)} minutes); nothing stored: "
+            "connect again"
+        )
+    return str(key), found.granted
+
+
+async def choose_page(request: Request) -> Response:
+    user = _editor(request)
+    _key, granted = _picking(request, user)
+    return _render(request, "connect_choose.html", granted=granted)
+
+
+async def choose_tenant(request: Request) -> Response:
+    user, form = await _form(request, edit=True)
+    key, granted = _picking(request, user)
+    wanted = _text(form, "tenant")
+    index = next((i for i, t in enumerate(granted.tenants) if t.id == wanted), None)
+    if index is None:
+        raise services.ConsoleError("choose one of the organisations listed")
+    answer = await _connected(request, user, granted, index)
+    _state(request).consents.picked(key)
+    request.session.pop("picking", None)
+    return answer
 
 
 async def test_connection(request: Request) -> Response:
@@ -501,7 +673,8 @@ async def _console_error(request: Request, exc: Exception) -> Response:
         back = request.headers.get("referer", "/")
         host = f"{request.url.scheme}://{request.url.netloc}"
         return RedirectResponse(back if back.startswith(host) else "/", status_code=303)
-    return _render(request, "error.html", status_code=400, message=message)
+    back = "/connections" if request.url.path.startswith("/connections") else "/"
+    return _render(request, "error.html", status_code=400, message=message, back=back)
 
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -531,6 +704,11 @@ def create_app(
         Route("/runs/{run_id}", run_page),
         Route("/runs/{run_id}/retry", retry_run, methods=["POST"]),
         Route("/connections", connections_page),
+        Route("/connections/connect", connect_start, methods=["POST"]),
+        Route("/connections/callback", connect_callback),
+        Route("/connections/callback/resume", connect_resume),
+        Route("/connections/choose", choose_page, methods=["GET"]),
+        Route("/connections/choose", choose_tenant, methods=["POST"]),
         Route("/connections/{name}/test", test_connection, methods=["POST"]),
         Route("/connections/{name}/remove", remove_connection, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -554,6 +732,6 @@ def create_app(
         ],
         exception_handlers=handlers,
     )
-    app.state.console = ConsoleState(loaded, engine, clock, Formats(org.locale, org.tz))
+    app.state.console = ConsoleState(loaded, engine, clock, Formats(org.locale, org.tz), settings)
     app.state.templates = _env()
     return app

@@ -57,6 +57,7 @@ def server(
         host=chosen.host,
         port=chosen.port,
         log_level="warning",
+        access_log=False,  # /connections/callback's query carries an OAuth code and state
         proxy_headers=chosen.behind_tls,
         server_header=False,
     )

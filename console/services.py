@@ -20,7 +20,17 @@ from connectors.base import Directory
 from core import approvals, ledger, mapping_store, mapping_tools, runs
 from core.cli_connect import check_connection
 from core.config import LoadedConfig
-from core.connect import revoke
+from core.connect import (
+    Consent,
+    Granted,
+    Tenant,
+    begin,
+    check_key,
+    connection_config,
+    finish,
+    revoke,
+    save,
+)
 from core.errors import ConfigError, HourbridgeError
 from core.factory import build_profile, open_token_store
 from core.http import CallCounter
@@ -446,3 +456,35 @@ def remove_connection(loaded: LoadedConfig, engine: Engine, name: str) -> str:
         raise ConsoleError(f"{exc}; nothing removed") from None
     store.delete(name)
     return f"removed {name} (revoked at the provider)"
+
+
+def connect_begin(loaded: LoadedConfig, engine: Engine, name: str, redirect_uri: str) -> Consent:
+    """The consent for ``connections.NAME`` (``hourbridge connect``'s ``begin``), once the
+    key is known to be right."""
+    try:
+        config = connection_config(loaded, name)
+        check_key(open_token_store(loaded, engine))
+        return begin(name, config, redirect_uri)
+    except HourbridgeError as exc:
+        raise ConsoleError(f"{exc}; nothing stored") from None
+
+
+def connect_finish(loaded: LoadedConfig, consent: Consent, response: str) -> Granted:
+    """Check and exchange the provider's answer (``hourbridge connect``'s ``finish``)."""
+    try:
+        config = connection_config(loaded, consent.name, consent.provider)
+        return finish(config, consent, response)
+    except HourbridgeError as exc:
+        raise ConsoleError(f"{exc}; nothing stored: connect again") from None
+
+
+def connect_save(loaded: LoadedConfig, engine: Engine, granted: Granted, tenant: Tenant) -> str:
+    """Store the granted tokens for ``tenant``, encrypted (``hourbridge connect``'s ``save``)."""
+    try:
+        done = save(open_token_store(loaded, engine), granted, tenant)
+    except HourbridgeError as exc:
+        raise ConsoleError(f"{exc}; nothing stored: connect again") from None
+    return (
+        f"connected {done.name}: {done.provider} {done.tenant.name} ({done.tenant.id}); "
+        f"targets use it with connection: {done.name}"
+    )

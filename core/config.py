@@ -245,8 +245,9 @@ class ConnectionConfig(_Section):
         default=8484,
         ge=0,
         le=65535,
-        description="the callback listens on http://127.0.0.1:PORT/callback; register that "
-        "redirect URI with the app (0: any free port, for tests)",
+        description="`hourbridge connect`'s callback listens on http://127.0.0.1:PORT/callback; "
+        "register that redirect URI with the app (0: any free port, for tests); connecting "
+        "from the console uses the console's own (console.public_url)",
     )
     scopes: list[str] | None = Field(
         default=None,

@@ -1,23 +1,30 @@
 """Connecting an organisation once: the OAuth2 authorization-code flow with PKCE and state.
 
-``connect`` prints the consent URL and opens a browser (or, headless, reads the redirected
-URL pasted back), takes the code on a short-lived callback server on 127.0.0.1, exchanges it
-through requests-oauthlib (which checks ``state`` and sends the PKCE verifier), lists the
-organisations (Xero ``GET /connections``; QuickBooks' ``realmId`` in the redirect), lets the
-user pick one, and stores the token set encrypted under the connection's name.
+The pieces, shared by ``hourbridge connect`` and the web console: ``begin`` builds the consent
+URL (PKCE S256 and a fresh ``state``, through requests-oauthlib) for a redirect URI;
+``finish`` checks the redirect that comes back, exchanges its code (requests-oauthlib checks
+``state`` and sends the PKCE verifier) and lists the organisations (Xero ``GET /connections``;
+QuickBooks' ``realmId`` in the redirect); ``save`` stores the token set encrypted under the
+connection's name for the organisation picked.
+
+``connect`` is the CLI's flow: it prints the consent URL and opens a browser (or, headless,
+reads the redirected URL pasted back), takes the code on a short-lived callback server on
+127.0.0.1, lets the user pick an organisation and stores it. The console sends the browser
+to the consent page and takes the redirect on its own ``/connections/callback``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from oauthlib.oauth2 import MismatchingStateError, OAuth2Error
+from oauthlib.common import generate_token
+from oauthlib.oauth2 import MismatchingStateError, OAuth2Error, WebApplicationClient
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 from sqlmodel import Session
@@ -104,6 +111,120 @@ class Prompts:
     choose: Callable[[Sequence[Tenant]], Tenant]
 
 
+@dataclass(frozen=True)
+class Consent:
+    """A consent under way: the URL to send the person to, and what its answer is checked and
+    exchanged with. ``state`` and ``verifier`` (and the URL, which carries the state) are
+    secrets while it lasts: never log or show them."""
+
+    name: str
+    provider: str
+    redirect_uri: str
+    url: str = field(repr=False)
+    state: str = field(repr=False)
+    verifier: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Granted:
+    """A consent's answer, exchanged: the token set (a secret: store it, never show it) and
+    the organisations it reaches."""
+
+    name: str
+    provider: str
+    token: dict[str, Any] = field(repr=False)
+    tenants: tuple[Tenant, ...]
+
+
+def connection_config(
+    loaded: LoadedConfig, name: str, provider: str | None = None
+) -> ConnectionConfig:
+    """``connections.NAME`` of the config (for ``provider``, when given), or ConfigError."""
+    config = loaded.config.connections.get(name)
+    if config is None:
+        known = ", ".join(sorted(loaded.config.connections)) or "none"
+        raise ConfigError(f"{loaded.path}: no connection named {name!r} (known: {known})")
+    if provider is not None and config.provider != provider:
+        raise ConfigError(
+            f"{loaded.path}: connections.{name} is for {config.provider}, not {provider}"
+        )
+    return config
+
+
+def check_key(store: TokenStore) -> None:
+    """ConfigError when the encryption key is missing or wrong: before any consent."""
+    with Session(store.engine) as session:
+        store.vault.check_key(session)
+
+
+def begin(name: str, config: ConnectionConfig, redirect_uri: str) -> Consent:
+    """The consent URL (authorization code, PKCE S256, a fresh ``state``) for ``config``,
+    sending the person back to ``redirect_uri`` (which the app must have registered)."""
+    ep = endpoints(config)
+    allow_loopback_http(
+        ep.authorize_url, ep.token_url, *filter(None, [ep.connections_url]), redirect_uri
+    )
+    client = WebApplicationClient(config.client_id)
+    verifier = client.create_code_verifier(43)
+    state = generate_token()
+    oauth = OAuth2Session(client=client, redirect_uri=redirect_uri, scope=list(ep.scopes))
+    url, _state = oauth.authorization_url(
+        ep.authorize_url,
+        state=state,
+        code_challenge=client.create_code_challenge(verifier, "S256"),
+        code_challenge_method="S256",
+    )
+    return Consent(name, config.provider, redirect_uri, url, state, verifier)
+
+
+def finish(config: ConnectionConfig, consent: Consent, response: str) -> Granted:
+    """Check the redirect ``response`` (the URL the provider sent the person back to) against
+    ``consent``, exchange its code (requests-oauthlib checks ``state`` and sends the PKCE
+    verifier) and list the organisations the grant reaches. AuthError when the consent was
+    refused, the state is not ours or the exchange fails; TransientError when no answer came.
+    Nothing is stored."""
+    provider = config.provider
+    query = parse_qs(urlsplit(response).query)
+    if "error" in query:
+        raise AuthError(f"{provider} refused the consent: {query['error'][0]}")
+    ep = endpoints(config)
+    allow_loopback_http(ep.token_url, consent.redirect_uri)
+    oauth = OAuth2Session(
+        config.client_id,
+        redirect_uri=consent.redirect_uri,
+        scope=list(ep.scopes),
+        state=consent.state,
+    )
+    try:
+        token = oauth.fetch_token(
+            ep.token_url,
+            authorization_response=response,
+            client_secret=config.client_secret.get_secret_value(),
+            code_verifier=consent.verifier,
+            timeout=30,
+        )
+    except MismatchingStateError:
+        raise AuthError(
+            "the redirect's state does not match the one sent: not our consent; try again"
+        ) from None
+    except OAuth2Error as exc:
+        raise AuthError(f"{provider} refused the code exchange: {exc.error}") from None
+    except requests.RequestException as exc:
+        raise TransientError(f"no answer from {ep.token_url} ({type(exc).__name__})") from None
+    tenants = _tenants(config, dict(token), query)
+    if not tenants:
+        raise AuthError("the consent connected no organisation; connect again and pick one")
+    return Granted(consent.name, provider, dict(token), tuple(tenants))
+
+
+def save(store: TokenStore, granted: Granted, tenant: Tenant) -> Connected:
+    """Store the granted tokens (encrypted) under the connection's name, for ``tenant``."""
+    if tenant not in granted.tenants:
+        raise AuthError(f"{tenant.id} is not among the organisations this consent connected")
+    store.save_new(granted.name, granted.provider, tenant.id, tenant.name, granted.token)
+    return Connected(granted.name, granted.provider, tenant)
+
+
 def connect(
     loaded: LoadedConfig,
     store: TokenStore,
@@ -118,16 +239,8 @@ def connect(
     """Run the consent flow for ``connections.NAME`` and store the tokens. Raises ConfigError
     (bad name or provider, key missing or wrong) before anything is written, AuthError when
     the consent or the exchange fails."""
-    config = loaded.config.connections.get(name)
-    if config is None:
-        known = ", ".join(sorted(loaded.config.connections)) or "none"
-        raise ConfigError(f"{loaded.path}: no connection named {name!r} (known: {known})")
-    if config.provider != provider:
-        raise ConfigError(
-            f"{loaded.path}: connections.{name} is for {config.provider}, not {provider}"
-        )
-    with Session(store.engine) as session:
-        store.vault.check_key(session)  # a wrong key stops us before the consent
+    config = connection_config(loaded, name, provider)
+    check_key(store)  # a wrong key stops us before the consent
     ep = endpoints(config)
     allow_loopback_http(ep.authorize_url, ep.token_url, *filter(None, [ep.connections_url]))
     server = None if no_browser else CallbackServer(config.redirect_port)
@@ -137,16 +250,12 @@ def connect(
             if server is not None
             else f"http://127.0.0.1:{config.redirect_port}{CALLBACK_PATH}"
         )
-        allow_loopback_http(redirect_uri)
-        oauth = OAuth2Session(
-            config.client_id, redirect_uri=redirect_uri, scope=list(ep.scopes), pkce="S256"
-        )
-        url, _state = oauth.authorization_url(ep.authorize_url)
-        prompts.echo(f"Open this URL to connect {provider} ({name}):\n{url}")
+        consent = begin(name, config, redirect_uri)
+        prompts.echo(f"Open this URL to connect {provider} ({name}):\n{consent.url}")
         if server is None:
             response = prompts.paste_url().strip()
         else:
-            if not prompts.open_browser(url):
+            if not prompts.open_browser(consent.url):
                 prompts.echo("No browser could be opened: open the URL above yourself.")
             got = server.wait(timeout)
             if got is None:
@@ -155,28 +264,8 @@ def connect(
     finally:
         if server is not None:
             server.stop()
-    query = parse_qs(urlsplit(response).query)
-    if "error" in query:
-        raise AuthError(f"{provider} refused the consent: {query['error'][0]}")
-    try:
-        token = oauth.fetch_token(
-            ep.token_url,
-            authorization_response=response,
-            client_secret=config.client_secret.get_secret_value(),
-            timeout=30,
-        )
-    except MismatchingStateError:
-        raise AuthError(
-            "the redirect's state does not match the one sent: not our consent; try again"
-        ) from None
-    except OAuth2Error as exc:
-        raise AuthError(f"{provider} refused the code exchange: {exc.error}") from None
-    except requests.RequestException as exc:
-        raise TransientError(f"no answer from {ep.token_url} ({type(exc).__name__})") from None
-    tenants = _tenants(config, dict(token), query)
-    picked = _pick(tenants, tenant, prompts)
-    store.save_new(name, provider, picked.id, picked.name, dict(token))
-    return Connected(name, provider, picked)
+    granted = finish(config, consent, response)
+    return save(store, granted, _pick(list(granted.tenants), tenant, prompts))
 
 
 def _tenants(
@@ -210,8 +299,6 @@ def _tenants(
 
 
 def _pick(tenants: list[Tenant], wanted: str | None, prompts: Prompts) -> Tenant:
-    if not tenants:
-        raise AuthError("the consent connected no organisation; connect again and pick one")
     if wanted is not None:
         for t in tenants:
             if wanted.lower() in (t.id.lower(), t.name.lower()):

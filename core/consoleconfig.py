@@ -3,9 +3,11 @@ sessions. Its own module so core.config stays a list of sections."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
 from core.opsconfig import is_loopback
+
+CALLBACK_PATH = "/connections/callback"
 
 
 class ConsoleConfig(BaseModel):
@@ -28,6 +30,13 @@ class ConsoleConfig(BaseModel):
     session_minutes: int = Field(
         default=480, ge=5, le=10080, description="a sign-in expires after this many minutes"
     )
+    public_url: HttpUrl | None = Field(
+        default=None,
+        description="the console's address as the browser reaches it (e.g. "
+        "https://hourbridge.example.com); connecting from the Connections page sends the "
+        "provider back to PUBLIC_URL/connections/callback, which must be registered as a "
+        "redirect URI of the app; default: the address the browser used (needed behind_tls)",
+    )
     with_serve: bool = Field(
         default=False, description="`hourbridge serve` serves the console too, in a thread"
     )
@@ -41,4 +50,27 @@ class ConsoleConfig(BaseModel):
                 f"host {self.host!r} is not a loopback address and the console would speak "
                 "plain HTTP; put it behind a TLS proxy and set behind_tls: true"
             )
+        url = self.public_url
+        if url is not None and url.scheme != "https" and not is_loopback(url.host or ""):
+            raise ValueError(
+                f"public_url {url} would send OAuth codes over plain HTTP; use https (plain "
+                "http only on a loopback address)"
+            )
         return self
+
+    def callback_url(self, seen: str) -> str:
+        """The OAuth redirect URI of the console: PUBLIC_URL/connections/callback, or, with
+        no public_url, the same path on ``seen`` (the scheme and host the browser used).
+        ValueError behind TLS without public_url: what the proxy forwards is not to be
+        trusted for where OAuth codes are sent."""
+        if self.public_url is not None:
+            base = str(self.public_url)
+        elif self.behind_tls:
+            raise ValueError(
+                "console.public_url: missing; behind a proxy, connecting from the console "
+                "needs the address the browser uses (https://...), registered with the app "
+                "as PUBLIC_URL/connections/callback"
+            )
+        else:
+            base = seen
+        return base.rstrip("/") + CALLBACK_PATH

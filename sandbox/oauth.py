@@ -6,7 +6,10 @@ It is what the real identity services do for a confidential client, strictly:
   ``redirect_uri`` (loopback or registered), the required scope and, when sent, a PKCE
   ``code_challenge`` (``S256`` only), then redirects to ``redirect_uri`` with ``code`` and
   ``state`` (and, for Intuit, ``realmId``). An unknown client or redirect URI gets an error
-  page, never a redirect (RFC 6749 4.1.2.1).
+  page, never a redirect (RFC 6749 4.1.2.1). With ``consent_page`` it shows a consent page
+  instead, as the real ones do: its "Allow access" link (on the provider's own site, so the
+  way back is a cross-site navigation for a browser) consents, "Deny" sends the redirect back
+  with ``error=access_denied``.
 * ``token`` takes a form-encoded body and HTTP Basic client authentication (``invalid_client``,
   401, otherwise). The ``authorization_code`` grant checks the code (single use, 10 minutes),
   its ``redirect_uri`` and the PKCE ``code_verifier``. The ``refresh_token`` grant rotates:
@@ -29,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import html
 import json
 import secrets
 import threading
@@ -58,6 +62,7 @@ class OAuthSettings:
     refresh_grace_seconds: int = 1800  # Xero: the previous refresh token, for 30 minutes
     rotate_after_seconds: int = 0  # 0: rotate on every use (Xero); Intuit: about a day
     realm_in_redirect: str | None = None  # Intuit adds realmId to the redirect
+    consent_page: bool = False  # True: a page with Allow / Deny links, not an instant consent
     now: Callable[[], datetime] = _utcnow
 
 
@@ -91,6 +96,7 @@ class Reply:
     payload: Json
     headers: list[tuple[str, str]] = field(default_factory=list)
     drop: bool = False  # cut the connection after the commit instead of answering
+    content_type: str | None = None  # None: ``payload`` is JSON; else the body, as text
 
 
 class FakeAuthServer:
@@ -146,7 +152,8 @@ class FakeAuthServer:
     # ------------------------------------------------------------------ endpoints
 
     def authorize(self, request: Request) -> Reply:
-        """Auto-consent: a 302 to the redirect URI with a code, or an error."""
+        """Auto-consent (or, with ``consent_page``, the page first): a 302 to the redirect URI
+        with a code, or an error."""
         args = request.args
         client_id = args.get("client_id", "")
         redirect_uri = args.get("redirect_uri", "")
@@ -162,19 +169,13 @@ class FakeAuthServer:
             sep = "&" if "?" in redirect_uri else "?"
             return Reply(302, None, [("Location", redirect_uri + sep + urlencode(params))])
 
-        if args.get("response_type") != "code":
-            return back({"error": "unsupported_response_type"})
+        refused = self._refusal(args)
+        if refused is not None:
+            return back(refused)
+        if self.settings.consent_page and args.get("consent") is None:
+            return _consent_page(request)
         scopes = set(args.get("scope", "").split())
-        missing = [s for s in self.settings.required_scopes if s not in scopes]
-        if missing:
-            return back(
-                {"error": "invalid_scope", "error_description": "missing " + " ".join(missing)}
-            )
         challenge = args.get("code_challenge")
-        if challenge is not None and args.get("code_challenge_method") != "S256":
-            return back(
-                {"error": "invalid_request", "error_description": "code_challenge_method S256"}
-            )
         with self._lock:
             grant = _Grant(secrets.token_hex(8), " ".join(sorted(scopes)))
             self._grants[grant.id] = grant
@@ -190,6 +191,21 @@ class FakeAuthServer:
         if self.settings.realm_in_redirect is not None:
             params["realmId"] = self.settings.realm_in_redirect
         return back(params)
+
+    def _refusal(self, args: Any) -> dict[str, str] | None:
+        """Why the request is refused (sent back to the redirect URI), or None."""
+        if args.get("response_type") != "code":
+            return {"error": "unsupported_response_type"}
+        scopes = set(args.get("scope", "").split())
+        missing = [s for s in self.settings.required_scopes if s not in scopes]
+        if missing:
+            return {"error": "invalid_scope", "error_description": "missing " + " ".join(missing)}
+        challenge = args.get("code_challenge")
+        if challenge is not None and args.get("code_challenge_method") != "S256":
+            return {"error": "invalid_request", "error_description": "code_challenge_method S256"}
+        if self.settings.consent_page and args.get("consent") not in (None, "allow"):
+            return {"error": "access_denied"}  # the person pressed Deny
+        return None
 
     def token(self, request: Request) -> Reply:
         if request.method != "POST":
@@ -321,6 +337,22 @@ class FakeAuthServer:
             return uri in self.settings.redirect_uris
         parts = urlsplit(uri)
         return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+
+
+def _consent_page(request: Request) -> Reply:
+    """The person's choice, as links back to this endpoint with ``consent`` added."""
+    params = [(k, v) for k, v in request.args.items(multi=True) if k != "consent"]
+
+    def link(answer: str) -> str:
+        return html.escape(f"{request.path}?{urlencode([*params, ('consent', answer)])}")
+
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Allow access?</title></head><body><h1>Allow access?</h1>"
+        f'<p><a href="{link("allow")}">Allow access</a> <a href="{link("deny")}">Deny</a></p>'
+        "</body></html>"
+    )
+    return Reply(200, body, content_type="text/html; charset=utf-8")
 
 
 def _error(status: int, error: str, description: str | None = None) -> Reply:

@@ -945,6 +945,13 @@ class FakeXero(CommitFaults):
 
     @staticmethod
     def _from_auth(reply: AuthReply) -> _Reply:
+        if reply.content_type is not None:
+            return _Reply(
+                reply.status,
+                str(reply.payload).encode(),
+                content_type=reply.content_type,
+                headers=list(reply.headers),
+            )
         if reply.payload is None:
             return _Reply(reply.status, b"", headers=list(reply.headers))
         return _json_reply(reply.status, reply.payload, reply.headers)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
@@ -27,6 +28,7 @@ from sandbox.seed import AgencyMonth
 from sandbox.server import Sandbox
 from tests.conftest import sandbox_config, write_config
 from tests.helpers import CliResult, eligible, eligible_expense, run_cli
+from tests.oauth_helpers import oauth_config, qbo_oauth_config, set_env
 
 PERIOD = "2026-10"
 PROFILE = "agency-monthly"
@@ -65,6 +67,40 @@ def console_setup(
     users.add(engine, "fiona", users.Role.FINANCE, PASSWORD, now=now)
     users.add(engine, "victor", users.Role.VIEWER, PASSWORD, now=now)
     return ConsoleSetup(config, loaded, engine)
+
+
+def oauth_console_setup(
+    oauth_sandbox: Sandbox,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    provider: str = "xero",
+    authorize_host: str | None = None,
+) -> ConsoleSetup:
+    """An OAuth config (its target on a stored connection, nothing stored yet) with a console
+    section, and the users fiona (finance) and victor (viewer). ``authorize_host`` puts the
+    consent page on another host name (another site, for a browser)."""
+    set_env(monkeypatch, oauth_sandbox)
+    monkeypatch.setenv(SECRET_ENV, "c" * 40)
+    if provider == "xero":
+        config = oauth_config(oauth_sandbox, db_url, tmp_path)
+    else:
+        config = qbo_oauth_config(oauth_sandbox, db_url, tmp_path)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["console"] = {"session_secret": "${" + SECRET_ENV + "}"}
+    if authorize_host is not None:
+        for connection in data["connections"].values():
+            url = connection["authorize_url"]
+            connection["authorize_url"] = url.replace("127.0.0.1", authorize_host, 1)
+    write_config(config, data)
+    loaded = load_config(config)
+    hblog.configure(loaded.secrets)
+    setup = ConsoleSetup(config, loaded, open_database(loaded.database_url))
+    now = datetime.now(UTC)
+    users.add(setup.engine, "fiona", users.Role.FINANCE, PASSWORD, now=now)
+    users.add(setup.engine, "victor", users.Role.VIEWER, PASSWORD, now=now)
+    return setup
 
 
 def client_for(setup: ConsoleSetup) -> TestClient:

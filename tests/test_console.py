@@ -66,6 +66,8 @@ POSTS = [
     "/runs/x/retry",
     "/connections/x/test",
     "/connections/x/remove",
+    "/connections/connect",
+    "/connections/choose",
 ]
 
 

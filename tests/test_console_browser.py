@@ -12,13 +12,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import uvicorn
+from sqlmodel import Session
 
 from console.server import server, settings
+from core.tables import OAuthConnectionRow
 from sandbox.server import Sandbox
 from tests.conftest import ROOT
 from tests.console_helpers import (
@@ -28,8 +31,10 @@ from tests.console_helpers import (
     ConsoleSetup,
     client_total,
     console_setup,
+    oauth_console_setup,
 )
 from tests.helpers import live_invoices
+from tests.oauth_helpers import CONNECTION, SharedClock, start_oauth_sandbox
 
 CHROMIUM = Path(os.environ.get("HOURBRIDGE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "artifacts" / "console"
@@ -44,16 +49,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def console_url(
-    sandbox: Sandbox,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tokens: None,
-) -> Iterator[tuple[str, ConsoleSetup]]:
-    """The console served by uvicorn on a free loopback port, in a thread, until the test
-    ends. SQLite only: the browser path is the same on PostgreSQL (test_console runs both)."""
-    setup = console_setup(sandbox, f"sqlite:///{tmp_path / 'hb.db'}", tmp_path, monkeypatch)
+@contextmanager
+def serving(setup: ConsoleSetup) -> Iterator[str]:
+    """The console served by uvicorn on a free loopback port, in a thread, until the block
+    ends; its base URL."""
     instance: uvicorn.Server = server(setup.loaded, setup.engine, settings(setup.loaded, None, 0))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -66,11 +65,25 @@ def console_url(
         time.sleep(0.05)
     assert instance.started, "the console did not start"
     try:
-        yield f"http://127.0.0.1:{port}", setup
+        yield f"http://127.0.0.1:{port}"
     finally:
         instance.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture
+def console_url(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tokens: None,
+) -> Iterator[tuple[str, ConsoleSetup]]:
+    """The console on the sandbox. SQLite only: the browser path is the same on PostgreSQL
+    (test_console runs both)."""
+    setup = console_setup(sandbox, f"sqlite:///{tmp_path / 'hb.db'}", tmp_path, monkeypatch)
+    with serving(setup) as base:
+        yield base, setup
 
 
 def test_finance_user_maps_rates_previews_and_approves_in_chromium(
@@ -164,3 +177,61 @@ def test_finance_user_maps_rates_previews_and_approves_in_chromium(
         browser.close()
     for shot in ("1-login", "2-overview", "3-mappings", "5-preview", "6-run", "7-runs"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 1000
+
+
+def test_finance_user_connects_xero_in_chromium(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connect → the provider's consent page on another site (localhost, while the console is
+    on 127.0.0.1) → Allow → back to the console: the browser holds the SameSite=Strict cookie
+    back on that navigation, and the console's own page carries on with it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    running = start_oauth_sandbox(SharedClock())
+    running.xero.settings.oauth.consent_page = True  # a click on the provider's site
+    try:
+        setup = oauth_console_setup(
+            running, f"sqlite:///{tmp_path / 'hb.db'}", tmp_path, monkeypatch,
+            authorize_host="localhost",
+        )  # fmt: skip
+        with serving(setup) as base, sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+            )
+            page = browser.new_page(locale="en-NZ")
+            page.set_default_timeout(60_000)
+            expect = sync_api.expect
+            visited: list[str] = []
+            page.on("request", lambda r: visited.append(r.url.split("?")[0]))
+            page.goto(base + "/connections")
+            page.get_by_label("Name").fill("fiona")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.keyboard.press("Enter")
+            expect(page.get_by_role("heading", name="Connections")).to_be_visible()
+
+            page.get_by_label("Connection").select_option(CONNECTION)
+            page.get_by_role("button", name="Connect", exact=True).click()
+            # the consent page, on the provider's site: the way back is a cross-site navigation
+            expect(page.get_by_role("heading", name="Allow access?")).to_be_visible()
+            assert page.url.startswith("http://localhost:")
+            page.get_by_role("link", name="Allow access").click()
+            tenant = running.xero.settings.tenant_id
+            expect(
+                page.get_by_role("status").filter(has_text=f"connected {CONNECTION}")
+            ).to_contain_text(tenant)
+            assert page.url == base + "/connections"
+            # the cookie-less callback answered with the console's page, which resumed
+            back = visited.index(base + "/connections/callback")
+            assert visited[back : back + 3] == [
+                base + "/connections/callback",
+                base + "/connections/callback/resume",
+                base + "/connections",
+            ]
+            expect(page.get_by_text("fiona (finance)")).to_be_visible()  # still signed in
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "9-connected.png", full_page=True)
+            browser.close()
+        with Session(setup.engine) as session:
+            row = session.get(OAuthConnectionRow, CONNECTION)
+        assert row is not None and row.tenant_id == tenant
+    finally:
+        running.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -224,3 +226,23 @@ def test_intuit_revoke_takes_json_and_the_refresh_value_changes_about_daily(
     )
     assert revoke.status_code == 200
     assert fakes.quickbooks.auth.live_grants() == 0
+
+
+def test_with_a_consent_page_the_person_allows_or_denies(fakes: Sandbox) -> None:
+    fakes.xero.settings.oauth.consent_page = True
+    page = _authorize(fakes, code_challenge="x" * 43, code_challenge_method="S256")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    links = dict(re.findall(r'href="([^"]+)">([^<]+)<', page.text))
+    assert set(links.values()) == {"Allow access", "Deny"}
+    answers = {
+        name: requests.get(fakes.xero_url + html.unescape(href), allow_redirects=False, timeout=10)
+        for href, name in links.items()
+    }
+    allowed, denied = _query(answers["Allow access"]), _query(answers["Deny"])
+    assert allowed["code"] and allowed["state"] == "st-1"
+    assert denied == {"error": "access_denied", "state": "st-1"}
+    # the checks come first: a bad request is refused before any page is shown
+    assert _authorize(fakes, client_id="nope").status_code == 400
+    assert _query(_authorize(fakes, response_type="token"))["error"] == (
+        "unsupported_response_type"
+    )

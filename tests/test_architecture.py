@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     # every connector: the contracts, the registry, the canonical model and shared plumbing
     "connectors": {
         "connectors.base",
+        "connectors.fields",
         "connectors.registry",
         "core.model",
         "core.money",
@@ -44,7 +45,12 @@ def _imports(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+            # `from connectors import fields` imports the module connectors.fields
+            package = ROOT.joinpath(*node.module.split("."))
+            for alias in node.names:
+                sub = package / alias.name
+                is_module = sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file()
+                found.add(f"{node.module}.{alias.name}" if is_module else node.module)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     ours = {"core", "connectors", "mapping", "sandbox", "scheduler", "console"}

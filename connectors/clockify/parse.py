@@ -17,6 +17,7 @@ from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
+from connectors import fields
 from core.errors import SourceDataError
 from core.model import EntryKind, Ref, SourceEntry
 from core.money import to_decimal
@@ -27,7 +28,6 @@ SECONDS_PER_HOUR = Decimal(3600)
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 T = TypeVar("T")
 
@@ -86,35 +86,6 @@ def _non_negative(value: Decimal) -> Decimal:
     return value
 
 
-def _instant(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO 8601 date-time, got {value!r}")
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError(f"date-time without an offset: {value!r}")
-    return moment
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {str(value)[:40]!r}")
-    return value
-
-
-def _currency(value: object) -> str:
-    if not (isinstance(value, str) and _CURRENCY.fullmatch(value)):
-        raise ValueError(f"must be a 3-letter currency code, got {str(value)[:40]!r}")
-    return value
-
-
 def _object(value: object) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"must be an object, got {type(value).__name__}")
@@ -135,8 +106,8 @@ def _field(where: str, name: str, read: Callable[[], T]) -> T:
 def _ref(where: str, raw: Mapping[str, Any], id_key: str, name_key: str) -> Ref:
     """A Ref from two optional string fields; an absent id (no project, no task) is ""."""
     return Ref(
-        id=_field(where, id_key, lambda: _text(raw.get(id_key))),
-        name=_field(where, name_key, lambda: _text(raw.get(name_key))),
+        id=_field(where, id_key, lambda: fields.optional_text(raw.get(id_key))),
+        name=_field(where, name_key, lambda: fields.optional_text(raw.get(name_key))),
     )
 
 
@@ -161,9 +132,13 @@ def parse_report_row(source: str, raw: object, *, zone: tzinfo, approved: bool) 
     assert isinstance(raw, dict)  # row_id checked it
     where = f"{source}: time entry {entry_id}"
     interval = _field(where, "timeInterval", lambda: _object(raw["timeInterval"]))
-    start = _field(where, "timeInterval.start", lambda: _instant(interval["start"]))
+    start = _field(where, "timeInterval.start", lambda: fields.aware(interval["start"]))
     end_raw = interval.get("end")
-    end = None if end_raw is None else _field(where, "timeInterval.end", lambda: _instant(end_raw))
+    end = (
+        None
+        if end_raw is None
+        else _field(where, "timeInterval.end", lambda: fields.aware(end_raw))
+    )
     if end is not None and end < start:
         raise SourceDataError(f"{where}: field 'timeInterval.end': before the start")
     seconds = _field(where, "timeInterval.duration", lambda: _seconds(interval, start, end))
@@ -180,8 +155,8 @@ def parse_report_row(source: str, raw: object, *, zone: tzinfo, approved: bool) 
         project=_ref(where, raw, "projectId", "projectName"),
         task=_ref(where, raw, "taskId", "taskName"),
         user=_ref(where, raw, "userId", "userName"),
-        notes=_field(where, "description", lambda: _text(raw.get("description"))),
-        billable=_field(where, "billable", lambda: _flag(raw["billable"])),
+        notes=_field(where, "description", lambda: fields.optional_text(raw.get("description"))),
+        billable=_field(where, "billable", lambda: fields.boolean(raw["billable"])),
         approved=approved,
         billed_in_source=_field(where, "invoicingState", lambda: _invoiced(raw)),
         running=end is None,
@@ -202,10 +177,10 @@ def _rate(raw: Mapping[str, Any]) -> tuple[Decimal | None, str]:
     """(rate per hour or None, currency). A rate of 0 is Clockify's "no rate set": None."""
     rate = raw.get("hourlyRate")
     if rate is None:
-        return None, _currency(raw.get("currency"))
+        return None, fields.currency(raw.get("currency"))
     rate = _object(rate)
     amount = from_cents(rate.get("amount"))
-    currency = _currency(rate.get("currency") or raw.get("currency"))
+    currency = fields.currency(rate.get("currency") or raw.get("currency"))
     return (amount if amount else None), currency
 
 
@@ -229,7 +204,7 @@ def expense_key(source: str, raw: object) -> tuple[str, date, bool]:
     assert isinstance(raw, dict)
     where = f"{source}: expense {expense_id}"
     day = _field(where, "date", lambda: _day(raw["date"]))
-    locked = _field(where, "locked", lambda: _flag(raw.get("locked", False)))
+    locked = _field(where, "locked", lambda: fields.boolean(raw.get("locked", False)))
     return expense_id, day, locked
 
 
@@ -267,13 +242,13 @@ def parse_expense(
     currency = _field(
         where,
         "project.clientId",
-        lambda: _currency(
+        lambda: fields.currency(
             (lookups.client_currency(client.id) if client.id else None)
             or lookups.workspace_currency()
         ),
     )
-    user_id = _field(where, "userId", lambda: _text(raw["userId"]))
-    file_id = _field(where, "fileId", lambda: _text(raw.get("fileId")))
+    user_id = _field(where, "userId", lambda: fields.optional_text(raw["userId"]))
+    file_id = _field(where, "fileId", lambda: fields.optional_text(raw.get("fileId")))
     return SourceEntry(
         source=source,
         source_id=f"{EXPENSE_PREFIX}{expense_id}",
@@ -286,8 +261,8 @@ def parse_expense(
         project=_ref(where, project, "id", "name"),
         task=_ref(where, category, "id", "name"),
         user=Ref(user_id, lookups.user_name(user_id)),
-        notes=_field(where, "notes", lambda: _text(raw.get("notes"))),
-        billable=_field(where, "billable", lambda: _flag(raw["billable"])),
+        notes=_field(where, "notes", lambda: fields.optional_text(raw.get("notes"))),
+        billable=_field(where, "billable", lambda: fields.boolean(raw["billable"])),
         approved=locked,
         billed_in_source=False,  # Clockify's API has no invoiced flag for expenses
         running=False,
@@ -300,7 +275,7 @@ def _category(raw: Mapping[str, Any], lookups: ExpenseLookups) -> Mapping[str, A
     embedded = raw.get("category")
     if embedded is not None:
         return _object(embedded)
-    category_id = _text(raw.get("categoryId"))
+    category_id = fields.optional_text(raw.get("categoryId"))
     found = lookups.category(category_id) if category_id else None
     if found is None:
         raise ValueError(f"no such expense category {category_id!r}")

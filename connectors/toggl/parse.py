@@ -39,11 +39,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors import fields
 from core.errors import SourceDataError
 from core.model import EntryKind, Ref, SourceEntry
 from core.money import to_decimal
@@ -153,11 +154,11 @@ def tags_by_name(source: str, items: list[dict[str, Any]]) -> dict[str, frozense
 def parse_row(source: str, raw: object, catalogue: Catalogue, rules: Rules) -> list[SourceEntry]:
     """One detailed-report row → its entries (one per item of ``time_entries``)."""
     if not isinstance(raw, dict):
-        raise SourceDataError(f"{source}: report row is not an object: {_clip(raw)}")
+        raise SourceDataError(f"{source}: report row is not an object: {fields.clip(raw)}")
     items = raw.get("time_entries")
     if not isinstance(items, list) or not items:
         raise SourceDataError(
-            f"{source}: report row {_clip(raw.get('row_number'))}: field 'time_entries' "
+            f"{source}: report row {fields.clip(raw.get('row_number'))}: field 'time_entries' "
             "must be a non-empty list"
         )
     return [_entry(source, raw, item, catalogue, rules) for item in items]
@@ -167,9 +168,11 @@ def _entry(
     source: str, row: dict[str, Any], item: object, catalogue: Catalogue, rules: Rules
 ) -> SourceEntry:
     if not isinstance(item, dict):
-        raise SourceDataError(f"{source}: report row time entry is not an object: {_clip(item)}")
+        raise SourceDataError(
+            f"{source}: report row time entry is not an object: {fields.clip(item)}"
+        )
     entry_id = item.get("id")
-    where = f"{source}: time entry {_clip(entry_id)}"
+    where = f"{source}: time entry {fields.clip(entry_id)}"
     if isinstance(entry_id, bool) or not isinstance(entry_id, int) or entry_id < 1:
         raise SourceDataError(f"{where}: field 'id' must be a positive integer")
     field_name = "?"
@@ -179,19 +182,19 @@ def _entry(
         field_name = "start"
         spent = _spent_date(item["start"], rules.zone)
         field_name = "at"
-        updated = _aware(item["at"])
+        updated = fields.aware(item["at"])
         field_name = "billable"
-        billable = _boolean(row["billable"])
+        billable = fields.boolean(row["billable"])
         field_name = "description"
-        notes = _optional_text(row.get("description"))
+        notes = fields.optional_text(row.get("description"))
         field_name = "hourly_rate_in_cents"
         rate = _rate(row.get("hourly_rate_in_cents"))
         field_name = "billable_amount_in_cents"
         _optional_number(row.get("billable_amount_in_cents"))
         field_name = "currency"
-        currency = _currency(row["currency"])
+        currency = fields.currency(row["currency"])
         field_name = "user_id"
-        user = Ref(str(_integer(row["user_id"])), _optional_text(row.get("username")))
+        user = Ref(str(_integer(row["user_id"])), fields.optional_text(row.get("username")))
         field_name = "project_id"
         project_id = _optional_id(row.get("project_id"))
         field_name = "task_id"
@@ -239,14 +242,9 @@ def hours(seconds: int) -> Decimal:
     return value.quantize(HOURS_PLACES, rounding=ROUND_HALF_UP)
 
 
-def _clip(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _integer(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {_clip(value)}")
+        raise ValueError(f"expected an integer, got {fields.clip(value)}")
     return value
 
 
@@ -263,42 +261,12 @@ def _id_set(value: object) -> frozenset[int]:
     if value is None:
         return frozenset()
     if not isinstance(value, list):
-        raise ValueError(f"expected a list of integers, got {_clip(value)}")
+        raise ValueError(f"expected a list of integers, got {fields.clip(value)}")
     return frozenset(_integer(v) for v in value)
 
 
-def _boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {_clip(value)}")
-    return value
-
-
-def _optional_text(value: object) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {_clip(value)}")
-    return value
-
-
-def _timestamp(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"expected an RFC 3339 time, got {_clip(value)}")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"not an RFC 3339 time: {_clip(value)}") from None
-
-
-def _aware(value: object) -> datetime:
-    moment = _timestamp(value)
-    if moment.tzinfo is None:
-        raise ValueError(f"time without an offset: {_clip(value)}")
-    return moment
-
-
 def _spent_date(value: object, zone: ZoneInfo | None) -> date:
-    moment = _timestamp(value)
+    moment = fields.timestamp(value)
     if zone is not None and moment.tzinfo is not None:
         moment = moment.astimezone(zone)
     return moment.date()
@@ -315,9 +283,3 @@ def _rate(value: object) -> Decimal | None:
     if cents < 0:
         raise ValueError(f"must not be negative, got {cents}")
     return cents.scaleb(-2)  # exact: cents / 100
-
-
-def _currency(value: object) -> str:
-    if not (isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()):
-        raise ValueError(f"must be a 3-letter currency code, got {_clip(value)}")
-    return value.upper()

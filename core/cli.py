@@ -147,12 +147,10 @@ def sync(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull, map and push DRAFT invoices for one billing period. Safe to re-run.
-
-    SIGTERM or Ctrl-C stops it after the target's batch in flight: the run is recorded
-    `interrupted`, the invoices not sent are left for the next run, and the exit code is 3 (a
-    second signal forces the exit). Exit codes: 0 succeeded, 1 failed, 2 bad usage, 3
-    interrupted."""
+    """Pull, map and push DRAFT invoices for one billing period. Safe to re-run. SIGTERM or
+    Ctrl-C stops it after the target's batch in flight: the run is recorded `interrupted`, the
+    invoices not sent are left for the next run, and it exits 3 (a second signal forces the
+    exit). Exit codes: 0 succeeded, 1 failed, 2 bad usage, 3 interrupted."""
     report = _run(config, profile, period, dry_run=dry_run, stoppable=True)
     _emit(report, as_json)
     raise typer.Exit(run_exit_code(report.status))
@@ -234,11 +232,9 @@ def run_now(
     ] = None,
 ) -> None:
     """Sync one profile once, now, exactly as a scheduled run would (lease included); print
-    its report as one JSON object, like `sync --json`.
-
-    SIGTERM or Ctrl-C stops it after the target's batch in flight: the run is recorded
-    `interrupted` and the exit code is 3 (a second signal forces the exit). Exit codes: 0
-    succeeded, 1 failed, 2 bad usage, 3 interrupted."""
+    its report as one JSON object, like `sync --json`. SIGTERM or Ctrl-C stops it after the
+    target's batch in flight: the run is recorded `interrupted` and it exits 3 (a second
+    signal forces the exit). Exit codes: 0 succeeded, 1 failed, 2 bad usage, 3 interrupted."""
     from scheduler import schedule, service  # noqa: PLC0415
 
     loaded = _load(config)

@@ -162,6 +162,17 @@ class AccountingTarget(Protocol):
     def push(self, plans: Sequence[tuple[InvoicePlan, str | None]]) -> Iterator[PushResult]: ...
 
 
+@runtime_checkable
+class BatchedTarget(Protocol):
+    """A target whose ``push`` sends its plans in batches of ``push_batch_size`` (one request,
+    or one per kind of write, per batch). The engine hands it one batch at a time, so a run
+    asked to stop can stop between two batches with every answer recorded. A target without
+    it gets all its plans in one call (an import file is written once)."""
+
+    @property
+    def push_batch_size(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class CreditNotePlan:
     """A DRAFT credit note for a reduction billed on an invoice that left DRAFT.

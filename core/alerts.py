@@ -2,10 +2,12 @@
 
 A run alerts when it failed or partly failed, when a connection needs re-authorising (a
 failure of class ``auth``), or when entries have waited for a mapping longer than the
-configured number of days. One message states what happened, the money waiting by currency,
-the run id and the command that shows more. It goes to a Slack-compatible webhook
-(``requests``) and/or by email (``smtplib``). A delivery that fails is logged (redacted) and
-recorded in ``alerts``; it never fails the run.
+configured number of days. A run stopped on request (SIGTERM/SIGINT: status ``interrupted``)
+is no failure and does not alert by itself: the next run sends what it left; it alerts as
+partly failed only if invoices were rejected before it stopped. One message states what
+happened, the money waiting by currency, the run id and the command that shows more. It goes
+to a Slack-compatible webhook (``requests``) and/or by email (``smtplib``). A delivery that
+fails is logged (redacted) and recorded in ``alerts``; it never fails the run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ Clock = Callable[[], datetime]
 
 # A run that lost the race for the profile's lease did nothing wrong: another run is working.
 LEASE_HELD_MARK = "is being synced by"
+# Statuses whose rejected invoices call for a "partial" alert.
+PARTLY_FAILED = (RunStatus.PARTIAL.value, RunStatus.INTERRUPTED.value)
 
 
 class AlertReason(StrEnum):
@@ -139,9 +143,16 @@ def build_alert(
     if report.status == RunStatus.FAILED.value and not lease_only:
         reasons.append(AlertReason.FAILED)
         lines.append(f"The run failed: {report.errors[-1] if report.errors else 'unknown error'}")
-    elif report.status == RunStatus.PARTIAL.value and settings.on_partial:
+    elif report.invoices_failed and settings.on_partial and report.status in PARTLY_FAILED:
         reasons.append(AlertReason.PARTIAL)
-        lines.append(f"The run partly failed: {report.invoices_failed} invoice(s) rejected.")
+        if report.status == RunStatus.INTERRUPTED.value:
+            lines.append(
+                f"The run was stopped on request after {report.invoices_failed} invoice(s) "
+                f"were rejected; {report.invoices_left} invoice(s) not sent are left for "
+                "the next run."
+            )
+        else:
+            lines.append(f"The run partly failed: {report.invoices_failed} invoice(s) rejected.")
         failed = [i for i in report.invoices if i.action == InvoiceAction.FAILED.value]
         lines += [f"  - {i.contact} ({i.currency} {i.subtotal}): {i.error}" for i in failed[:10]]
     if report.error_classes.get(ErrorClass.AUTH.value, 0):
@@ -183,7 +194,9 @@ def build_alert(
             f"{report.status} ({what})",
             *lines,
             f"Invoices: {report.invoices_created} created, {report.invoices_updated} updated, "
-            f"{report.invoices_failed} failed; entries billed: {report.entries_billed}.",
+            f"{report.invoices_failed} failed"
+            + (f", {report.invoices_left} left for the next run" if report.invoices_left else "")
+            + f"; entries billed: {report.entries_billed}.",
             f"Money waiting: {format_money(waiting)}",
             f"Run: {report.run_id}",
             f"See more: {command}",

@@ -1,6 +1,8 @@
 """The ``hourbridge`` command line (typer + rich).
 
-Exit codes: 0 success, 1 some invoices (or the run) failed, 2 bad config or bad usage.
+Exit codes: 0 success, 1 some invoices (or the run) failed, 2 bad config or bad usage,
+3 interrupted: SIGTERM or Ctrl-C stopped the run after its batch in flight (sync, run-now,
+runs retry; the next run resumes). ``serve`` exits 0 when stopped that way.
 The report goes to stdout (a table, or one JSON object with --json); logs go to stderr.
 """
 
@@ -8,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +36,7 @@ from core.cli_users import users_app
 from core.cliutil import (
     EXIT_FAILED,
     EXIT_OK,
+    STOP_NOTICE,
     ConfigOpt,
     JsonOpt,
     PeriodOpt,
@@ -39,6 +44,7 @@ from core.cliutil import (
     database,
     err,
     out,
+    run_exit_code,
 )
 from core.cliutil import fail as _fail
 from core.cliutil import load as _load
@@ -54,6 +60,7 @@ from core.lease import Lease
 from core.logging import Redactor
 from core.progress import terminal_or_log
 from core.report import RunReport
+from core.shutdown import stop_on_signals
 from core.sync import SyncEngine
 from core.tables import RunEventRow, RunStatus
 
@@ -92,8 +99,16 @@ app.command("console")(console_command)
 
 
 def _run(
-    config: Path, profile: str | None, period: str | None, *, dry_run: bool, explain: bool = False
+    config: Path,
+    profile: str | None,
+    period: str | None,
+    *,
+    dry_run: bool,
+    explain: bool = False,
+    stoppable: bool = False,
 ) -> RunReport:
+    """One run. ``stoppable``: the first SIGTERM/SIGINT stops it after the batch in flight
+    (recorded ``interrupted``); a second one forces the exit."""
     loaded = _load(config)
     billing = _period(loaded, period, profile)
     calls = CallCounter()
@@ -102,7 +117,11 @@ def _run(
         built = build_profile(loaded, profile, calls, engine=engine)
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
-    with terminal_or_log(err, structlog.get_logger("hourbridge.sync")) as progress:
+    stop = threading.Event()
+    with (
+        terminal_or_log(err, structlog.get_logger("hourbridge.sync")) as progress,
+        stop_on_signals(stop, STOP_NOTICE) if stoppable else nullcontext(),
+    ):
         sync = SyncEngine(
             engine,
             built,
@@ -110,6 +129,7 @@ def _run(
             counter=calls,
             progress=progress,
             scrub=Redactor(loaded.secrets).scrub,
+            stop=stop.is_set,
         )
         report = sync.run(billing, dry_run=dry_run, explain=explain)
     if not dry_run:
@@ -127,10 +147,13 @@ def sync(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull, map and push DRAFT invoices for one billing period. Safe to re-run."""
-    report = _run(config, profile, period, dry_run=dry_run)
+    """Pull, map and push DRAFT invoices for one billing period. Safe to re-run. SIGTERM or
+    Ctrl-C stops it after the target's batch in flight: the run is recorded `interrupted`, the
+    invoices not sent are left for the next run, and it exits 3 (a second signal forces the
+    exit). Exit codes: 0 succeeded, 1 failed, 2 bad usage, 3 interrupted."""
+    report = _run(config, profile, period, dry_run=dry_run, stoppable=True)
     _emit(report, as_json)
-    raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
+    raise typer.Exit(run_exit_code(report.status))
 
 
 @app.command()
@@ -178,8 +201,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run each profile that has a `schedule` on its cron, in the organisation's timezone,
-    until SIGTERM or Ctrl-C (a run in progress finishes first). Logs go to stderr;
-    /healthz and /metrics answer on 127.0.0.1 by default."""
+    until SIGTERM or Ctrl-C: a run in progress stops after the target's batch in flight, is
+    recorded `interrupted` (the next run resumes), and serve exits 0; a second signal forces
+    the exit. Logs go to stderr; /healthz and /metrics answer on 127.0.0.1 by default."""
     from scheduler import service  # noqa: PLC0415  (only these commands need the scheduler)
 
     loaded = _load(config)
@@ -208,7 +232,9 @@ def run_now(
     ] = None,
 ) -> None:
     """Sync one profile once, now, exactly as a scheduled run would (lease included); print
-    its report as one JSON object, like `sync --json`."""
+    its report as one JSON object, like `sync --json`. SIGTERM or Ctrl-C stops it after the
+    target's batch in flight: the run is recorded `interrupted` and it exits 3 (a second
+    signal forces the exit). Exit codes: 0 succeeded, 1 failed, 2 bad usage, 3 interrupted."""
     from scheduler import schedule, service  # noqa: PLC0415
 
     loaded = _load(config)
@@ -219,14 +245,16 @@ def run_now(
         if period is not None
         else schedule.period_for(cfg.schedule, datetime.now(UTC), tz, cfg.billing_period.scheme())
     )
+    stop = threading.Event()
     try:
-        report = service.run_profile(loaded, name, billing)
+        with stop_on_signals(stop, STOP_NOTICE):
+            report = service.run_profile(loaded, name, billing, stop=stop.is_set)
     except ConfigError as exc:
         raise _fail(f"{config}: {exc}") from None
     except service.DatabaseUnavailableError as exc:
         raise _fail(str(exc), EXIT_FAILED) from None
     _emit(report, as_json=True)
-    raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
+    raise typer.Exit(run_exit_code(report.status))
 
 
 def _emit(report: RunReport, as_json: bool) -> None:
@@ -270,7 +298,9 @@ def _emit(report: RunReport, as_json: bool) -> None:
     out.print(
         f"run {report.run_id}: {report.status}; created {report.invoices_created}, "
         f"updated {report.invoices_updated}, unchanged {report.invoices_unchanged}, "
-        f"failed {report.invoices_failed}; entries billed {report.entries_billed}; "
+        f"failed {report.invoices_failed}"
+        + (f", left for the next run {report.invoices_left}" if report.invoices_left else "")
+        + f"; entries billed {report.entries_billed}; "
         f"API calls {json.dumps(report.api_calls)}",
         highlight=False,
     )
@@ -375,6 +405,8 @@ def runs_show(
     if row is None:
         raise _fail(f"no run {run_id!r}; see `hourbridge runs list`")
     report = RunReport.from_json(row.report)
+    # the row is the truth: a run whose process died was marked interrupted after its report
+    report.status = row.status
     if as_json:
         data = report.to_dict()
         data["events"] = [
@@ -393,6 +425,14 @@ def runs_show(
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
         return
     _emit(report, as_json=False)
+    if row.status == RunStatus.INTERRUPTED.value:
+        left = f"; {report.invoices_left} invoice(s) were left" if report.invoices_left else ""
+        out.print(
+            f"interrupted before it finished{left}: `hourbridge sync --period {report.period}` "
+            "(or the next scheduled run) resumes from the ledger; nothing is billed twice",
+            highlight=False,
+            soft_wrap=True,
+        )
     _print_events(report.period, events)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -15,8 +16,8 @@ from sqlmodel import Session, select
 from core import runs
 from core.alerts import format_money
 from core.cliutil import (
-    EXIT_FAILED,
     EXIT_OK,
+    STOP_NOTICE,
     ConfigOpt,
     JsonOpt,
     database,
@@ -24,6 +25,7 @@ from core.cliutil import (
     fail,
     load,
     out,
+    run_exit_code,
 )
 from core.config import LoadedConfig
 from core.errors import ConfigError
@@ -31,6 +33,7 @@ from core.opsconfig import ServeConfig
 from core.periods import Period
 from core.report import RunReport
 from core.retention import prune
+from core.shutdown import stop_on_signals
 from core.tables import OAuthConnectionRow, RunStatus, SyncRunRow
 from core.tokens import reconnect_command
 
@@ -79,6 +82,13 @@ def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
                 f" for {r.period}, run {r.run_id}",
                 highlight=False,
             )
+            if r.status == RunStatus.INTERRUPTED.value:
+                unsent = f" ({p.invoices_left} invoice(s) left)" if p.invoices_left else ""
+                out.print(
+                    f"  interrupted before it finished{unsent}: the next run resumes from the "
+                    "ledger",
+                    highlight=False,
+                )
         nxt = p.next_run.isoformat() if p.next_run else "no schedule"
         out.print(f"  next run: {nxt}", highlight=False)
         if not p.pending:
@@ -129,7 +139,8 @@ def runs_retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run a run's profile and period, recorded as a new run (trigger `retry`) linked to
-    it. With --failed-only, only that run's failed invoices are pushed again."""
+    it. With --failed-only, only that run's failed invoices are pushed again. SIGTERM or
+    Ctrl-C stops it after the batch in flight (recorded `interrupted`, exit code 3)."""
     from scheduler import service  # noqa: PLC0415
 
     loaded = load(config)
@@ -146,7 +157,10 @@ def runs_retry(
             err.print(f"run {run_id} succeeded: nothing failed, nothing to retry", highlight=False)
             raise typer.Exit(EXIT_OK)
         if row.status in (RunStatus.FAILED.value, RunStatus.INTERRUPTED.value):
-            why = "; ".join(original.errors) or "its process stopped"
+            stopped = "it stopped before finishing"
+            why = "; ".join(original.errors) or (
+                stopped if row.status == RunStatus.INTERRUPTED.value else "its process stopped"
+            )
             err.print(
                 f"run {run_id} {row.status} as a whole ({why}): "
                 f"retrying all of profile {row.profile} for {row.period}",
@@ -163,16 +177,19 @@ def runs_retry(
                 soft_wrap=True,
             )
     billing = _period_of(loaded, row)
+    stop = threading.Event()
     try:
-        report = service.run_profile(
-            loaded,
-            row.profile,
-            billing,
-            engine=engine,
-            trigger="retry",
-            retry_of=run_id,
-            only_invoices=only,
-        )
+        with stop_on_signals(stop, STOP_NOTICE):
+            report = service.run_profile(
+                loaded,
+                row.profile,
+                billing,
+                engine=engine,
+                trigger="retry",
+                retry_of=run_id,
+                only_invoices=only,
+                stop=stop.is_set,
+            )
     except ConfigError as exc:
         raise fail(f"{config}: {exc}") from None
     if as_json:
@@ -186,7 +203,9 @@ def runs_retry(
         )
         for line in report.errors:
             out.print(f"  error: {line}", highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(EXIT_OK if report.status == RunStatus.SUCCEEDED.value else EXIT_FAILED)
+        for line in report.warnings:
+            out.print(f"  warning: {line}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(run_exit_code(report.status))
 
 
 def runs_prune(

@@ -19,8 +19,16 @@ from core.config import LoadedConfig, load_config
 from core.db import open_database
 from core.errors import ConfigError
 from core.periods import Period
+from core.tables import RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# SIGTERM or Ctrl-C stopped the run after its batch in flight; it is recorded `interrupted`
+# and the next run resumes (sync, run-now, runs retry; serve exits 0 when stopped).
+EXIT_INTERRUPTED = 3
+STOP_NOTICE = (
+    "hourbridge: stopping after the batch in flight (the run will be recorded interrupted); "
+    "send the signal again to force an exit"
+)
 
 # Off a terminal (pipes, CI, `make demo`), tables get room instead of the 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -42,6 +50,15 @@ PeriodOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def run_exit_code(status: str) -> int:
+    """A run's exit code: 0 succeeded, 3 interrupted (stopped on request), else 1."""
+    if status == RunStatus.SUCCEEDED.value:
+        return EXIT_OK
+    if status == RunStatus.INTERRUPTED.value:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

@@ -128,6 +128,7 @@ class RunReport:
     invoices_unchanged: int = 0
     invoices_deleted: int = 0
     invoices_failed: int = 0
+    invoices_left: int = 0  # writes an interrupted run did not send: the next run sends them
     entries_pulled: int = 0
     entries_billed: int = 0
     entries_pending: dict[str, int] = field(

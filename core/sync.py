@@ -7,13 +7,19 @@ Crash safety comes from the order of commits:
 A run that died between 2 and 3 is settled by the next run, which looks the invoices up by
 their Reference key before planning anything: a write that landed is confirmed, one that did
 not is planned again. So a re-run never creates a second invoice, and no entry is billed twice.
+
+A run asked to stop (``stop``, set by SIGTERM/SIGINT: core/shutdown.py) stops at the next safe
+point: between sources (a source's pull is kept only once complete), before the push, between
+the target's batches, or before the follow-up writes. The batch in flight is answered and
+recorded first; the invoices not sent go back to what the target last confirmed (as if their
+write had not landed), so the next run plans and sends them. The run is saved ``interrupted``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -27,11 +33,13 @@ from sqlmodel import Session, select
 from connectors.base import (
     AccountingTarget,
     AttachmentTarget,
+    BatchedTarget,
     CreditNotePlan,
     CreditNoteTarget,
     Directory,
     InvoicedWriter,
     PullRequest,
+    PushResult,
     ReceiptSource,
     RemoteContact,
     RemoteInvoice,
@@ -68,6 +76,7 @@ from core.report import (
     drift_totals,
     run_events,
 )
+from core.shutdown import StopCheck, never
 from core.tables import (
     DriftRow,
     DriftState,
@@ -144,6 +153,16 @@ class _Plan:
     unmapped: dict[str, UnmappedItem] = field(default_factory=dict)
 
 
+class _StopRequestedError(Exception):
+    """A stop was asked and the run reached a safe point: it ends ``interrupted``.
+    ``message`` says where it stopped and what is left; ``left``: invoice writes not sent."""
+
+    def __init__(self, message: str, left: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.left = left
+
+
 class SyncEngine:
     def __init__(
         self,
@@ -155,6 +174,7 @@ class SyncEngine:
         counter: CallCounter | None = None,
         progress: Progress = no_progress,
         scrub: Callable[[str], str] = str,
+        stop: StopCheck = never,
     ) -> None:
         self._engine = engine
         self._p = profile
@@ -165,6 +185,8 @@ class SyncEngine:
         # Removes secrets (the config's tokens, Bearer values) from every message we store or
         # print: a provider may echo a token in an error.
         self._scrub = scrub
+        # True once SIGTERM/SIGINT (or a caller) asked the run to stop: checked at safe points.
+        self._stop = stop
         self._resolver = Resolver(profile.rules)
         self.directory: Directory | None = None  # the target's, as the last run fetched it
         self.lease = Lease(engine, profile.name, clock)
@@ -229,6 +251,11 @@ class SyncEngine:
             started = self._take_lease(report)
             leased = True
             self._stages(period, report, dry_run=dry_run, only_invoices=only_invoices)
+        except _StopRequestedError as stopped:
+            report.status = RunStatus.INTERRUPTED.value
+            report.invoices_left = stopped.left
+            report.warnings.append(stopped.message)
+            bound.warning("sync.interrupted", reason=stopped.message, invoices_left=stopped.left)
         except HourbridgeError as exc:
             failure = exc
             report.errors.append(self._scrub(str(exc)))
@@ -268,7 +295,9 @@ class SyncEngine:
         """Pull, reconcile, plan, then push (or only summarise, for a preview)."""
         self._load_stored_mapping(report)
         for source in self._p.sources:
+            self._checkpoint(f"before pulling {source.name}")
             report.entries_pulled += self._pull(source, period, report)
+        self._checkpoint("after pulling, before planning")
         self.lease.renew()
         directory = self._p.target.load_directory()
         self.directory = directory
@@ -281,12 +310,21 @@ class SyncEngine:
         if dry_run:
             self._summarise(report, actions)
         else:
+            writes = sum(1 for _p, a, _f in actions if a is not InvoiceAction.UNCHANGED)
+            self._checkpoint("before pushing", left=writes)
             self._push(actions, report)
+            self._checkpoint("after pushing every invoice, before credit notes")
             self._settle_drifts(directory, period, report)
             self._after_push(actions, report)
         report.status = (
             RunStatus.PARTIAL.value if report.invoices_failed else RunStatus.SUCCEEDED.value
         )
+
+    def _checkpoint(self, where: str, left: int = 0) -> None:
+        """A safe point: if a stop was asked, end the run here (``left`` invoice writes not
+        sent; nothing after this point has been written)."""
+        if self._stop():
+            raise _StopRequestedError(_stopped_message(where, left), left)
 
     def _load_stored_mapping(self, report: RunReport) -> None:
         """A profile without `mapping:` in its config maps with its latest stored version."""
@@ -386,6 +424,9 @@ class SyncEngine:
         entries: list[SourceEntry] = []
         self._progress(ProgressEvent(Stage.PULL, 0, None, source.name))
         for entry in source.pull(request):
+            # Stopping mid-source keeps nothing of it: a partial listing must not move the
+            # cursor, nor mark the entries it did not reach as deleted.
+            self._checkpoint(f"while pulling {source.name} (its partial pull is discarded)")
             entries.append(entry)
             self._progress(ProgressEvent(Stage.PULL, len(entries), None, source.name))
         self._progress(ProgressEvent(Stage.PULL, len(entries), len(entries), source.name, True))
@@ -803,45 +844,81 @@ class SyncEngine:
         if not writes:
             return
         self.lease.renew()
-        results = self._p.target.push(
-            [(plan, found.invoice_id if found else None) for plan, _a, found in writes]
-        )
+        target = self._p.target
+        # One batch of the target's at a time, so a stop lands between two batches: never
+        # between a request and the recording of its answers.
+        size = target.push_batch_size if isinstance(target, BatchedTarget) else len(writes)
+        size = max(1, size)
         self._progress(ProgressEvent(Stage.PUSH, 0, len(writes)))
-        for done, result in enumerate(results, start=1):
-            self._progress(ProgressEvent(Stage.PUSH, done, len(writes), final=done == len(writes)))
-            self.lease.renew_if_due()  # a long, rate-limited push keeps its lease
-            plan, action, _found = by_key[result.key]
-            with Session(self._engine) as session:
+        done = 0
+        for start in range(0, len(writes), size):
+            if start and self._stop():
+                left = writes[start:]
+                self._leave(left)
+                where = f"after {start} of {len(writes)} invoice writes (whole batches)"
+                raise _StopRequestedError(_stopped_message(where, len(left)), len(left))
+            batch = writes[start : start + size]
+            results = target.push(
+                [(plan, found.invoice_id if found else None) for plan, _a, found in batch]
+            )
+            for result in results:
+                done += 1
+                final = done == len(writes)
+                self._progress(ProgressEvent(Stage.PUSH, done, len(writes), final=final))
+                self._settle(by_key, result, report)
+
+    def _leave(
+        self, left: Sequence[tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]]
+    ) -> None:
+        """Invoices a stopped run never sent: as if their write had not landed. Their entries
+        go back to what the target last confirmed, so the ledger claims none of them as billed
+        on an invoice never sent, and the next run plans and sends them."""
+        with Session(self._engine) as session:
+            for plan, _action, _found in left:
                 row = session.get(InvoiceRow, plan.key)
                 assert row is not None
-                rows = ledger.rows_for_invoice(session, plan.key)
-                if result.ok and result.remote is not None:
-                    report.entries_billed += self._confirm(session, row, result.remote, rows)
-                    _count(report, action)
-                    report.invoices.append(_summary(plan, action, result.remote, self._explain))
-                    log.info(
-                        "invoice.pushed",
-                        run_id=report.run_id,
-                        key=plan.key,
-                        action=action.value,
-                        number=result.remote.number,
-                        contact=plan.contact_name,
-                    )
-                else:
-                    message = self._scrub("; ".join(result.errors))
-                    self._revert(session, row, rows)
-                    row.status = InvoiceStatus.FAILED.value
-                    row.error = message
-                    session.add(row)
-                    report.invoices_failed += 1
-                    report.errors.append(f"invoice {plan.key} ({plan.contact_name}): {message}")
-                    log.warning(
-                        "invoice.rejected", run_id=report.run_id, key=plan.key, errors=message
-                    )
-                    summary = _summary(plan, InvoiceAction.FAILED, None, self._explain)
-                    summary.error = message
-                    report.invoices.append(summary)
-                session.commit()
+                self._revert(session, row, ledger.rows_for_invoice(session, plan.key))
+                log.info("invoice.left_for_next_run", key=plan.key, contact=plan.contact_name)
+            session.commit()
+
+    def _settle(
+        self,
+        by_key: dict[str, tuple[InvoicePlan, InvoiceAction, RemoteInvoice | None]],
+        result: PushResult,
+        report: RunReport,
+    ) -> None:
+        """Record the target's answer for one invoice: confirmed, or failed and reverted."""
+        self.lease.renew_if_due()  # a long, rate-limited push keeps its lease
+        plan, action, _found = by_key[result.key]
+        with Session(self._engine) as session:
+            row = session.get(InvoiceRow, plan.key)
+            assert row is not None
+            rows = ledger.rows_for_invoice(session, plan.key)
+            if result.ok and result.remote is not None:
+                report.entries_billed += self._confirm(session, row, result.remote, rows)
+                _count(report, action)
+                report.invoices.append(_summary(plan, action, result.remote, self._explain))
+                log.info(
+                    "invoice.pushed",
+                    run_id=report.run_id,
+                    key=plan.key,
+                    action=action.value,
+                    number=result.remote.number,
+                    contact=plan.contact_name,
+                )
+            else:
+                message = self._scrub("; ".join(result.errors))
+                self._revert(session, row, rows)
+                row.status = InvoiceStatus.FAILED.value
+                row.error = message
+                session.add(row)
+                report.invoices_failed += 1
+                report.errors.append(f"invoice {plan.key} ({plan.contact_name}): {message}")
+                log.warning("invoice.rejected", run_id=report.run_id, key=plan.key, errors=message)
+                summary = _summary(plan, InvoiceAction.FAILED, None, self._explain)
+                summary.error = message
+                report.invoices.append(summary)
+            session.commit()
 
     def _record(
         self,
@@ -980,7 +1057,9 @@ class SyncEngine:
         report: RunReport,
     ) -> None:
         """Receipts onto their invoices, then tell the trackers what was invoiced."""
+        self._checkpoint("after pushing every invoice, before attaching receipts")
         self._attach_receipts(actions, report)
+        self._checkpoint("after pushing every invoice, before marking entries invoiced")
         self._write_back(report)
 
     def _attach_receipts(
@@ -1107,6 +1186,18 @@ class SyncEngine:
                     )
                 )
             session.commit()
+
+
+def _stopped_message(where: str, left: int) -> str:
+    """What an interrupted run says about where it stopped and what it left."""
+    what = (
+        f"{left} invoice(s) not sent are left for the next run"
+        if left
+        else "nothing was left half-pushed"
+    )
+    return (
+        f"stopped on request (SIGTERM/SIGINT) {where}: {what}; the next run resumes from the ledger"
+    )
 
 
 def _credit_failed(report: RunReport, plan: CreditNotePlan, message: str) -> None:

@@ -4,17 +4,18 @@ cron schedules (``serve``, APScheduler 3 in the organisation's timezone).
 Scheduled runs go through the per-profile lease in the database like any sync, so two
 ``serve`` processes (or a ``serve`` and a manual sync) never sync the same profile at once:
 the loser's run is recorded as failed with the lease holder's name, and nothing is pushed.
+
+SIGTERM or SIGINT stops ``serve`` gracefully: the run in progress stops after the target's
+batch in flight (core/shutdown.py), is recorded ``interrupted`` with its lease released, runs
+still queued are skipped, and ``serve`` returns (exit code 0). The next run resumes.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -39,6 +40,7 @@ from core.periods import Period
 from core.progress import LogProgress
 from core.report import RunReport
 from core.retention import prune
+from core.shutdown import StopCheck, never, stop_on_signals
 from core.sync import SyncEngine
 from core.tables import RunStatus
 from scheduler.health import HealthServer, Metrics, health
@@ -48,7 +50,6 @@ log = structlog.get_logger("hourbridge.scheduler")
 
 Clock = Callable[[], datetime]
 Echo = Callable[[str], None]
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PRUNE_JOB = "__prune__"  # not a valid profile name, so never a profile's job id
 PRUNE_CRON = "17 3 * * *"  # daily, 03:17 in the organisation's timezone
 
@@ -90,12 +91,14 @@ def run_profile(
     trigger: str = "manual",
     retry_of: str | None = None,
     only_invoices: frozenset[str] | None = None,
+    stop: StopCheck = never,
 ) -> RunReport:
     """Sync one profile for one period, exactly as ``hourbridge sync`` does (lease included).
 
     Raises ConfigError if the profile can't be built, DatabaseUnavailableError if the database
     can't be opened; every failure during the run itself is recorded in the returned report.
-    ``engine`` lets a long-lived caller reuse one opened database.
+    ``engine`` lets a long-lived caller reuse one opened database. Once ``stop()`` is true the
+    run stops after the target's batch in flight and is recorded ``interrupted``.
     """
     calls = CallCounter()
     db = engine if engine is not None else connect(loaded)
@@ -108,6 +111,7 @@ def run_profile(
         counter=calls,
         progress=progress,
         scrub=Redactor(loaded.secrets).scrub,
+        stop=stop,
     ).run(period, dry_run=dry_run, trigger=trigger, retry_of=retry_of, only_invoices=only_invoices)
     if not dry_run:
         alert_after_run(loaded, db, report)  # never raises for a delivery failure
@@ -124,11 +128,14 @@ class Service:
         *,
         clock: Clock = _utcnow,
         echo: Echo = _stdout,
+        stop: threading.Event | None = None,
     ) -> None:
         self._loaded = loaded
         self._engine = engine
         self._clock = clock
         self._echo = echo
+        # Set on SIGTERM/SIGINT: the run in progress stops after its batch, none starts after.
+        self._stop = stop if stop is not None else threading.Event()
         self._tz = loaded.config.organisation.tz
         self.schedules: dict[str, ScheduleConfig] = scheduled_profiles(loaded.config)
         # One worker: runs of different profiles in this process never overlap, and a run due
@@ -210,19 +217,29 @@ class Service:
         )
 
     def shutdown(self) -> None:
-        """Stop scheduling; a run in progress is let finish first."""
+        """Stop scheduling and wait for the run in progress: once the stop event is set, it
+        stops after its batch in flight (recorded ``interrupted``), and queued runs skip."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
     def _scheduled_run(self, name: str, period: Period) -> RunReport:
         """A scheduled sync; for a profile with ``require_approval``, a preview first, and
         the push only if a finance user approved exactly that batch (web console)."""
+        stop = self._stop.is_set
         if not self._loaded.config.profiles[name].require_approval:
-            return run_profile(self._loaded, name, period, engine=self._engine, trigger="schedule")
+            return run_profile(
+                self._loaded, name, period, engine=self._engine, trigger="schedule", stop=stop
+            )
         preview = run_profile(
-            self._loaded, name, period, engine=self._engine, dry_run=True, trigger="schedule"
+            self._loaded,
+            name,
+            period,
+            engine=self._engine,
+            dry_run=True,
+            trigger="schedule",
+            stop=stop,
         )
-        if preview.errors:
+        if preview.errors or preview.status == RunStatus.INTERRUPTED.value:
             return preview
         batch = approvals.fingerprint(preview)
         pending = any(inv.action in approvals.PUSHED for inv in preview.invoices)
@@ -241,6 +258,7 @@ class Service:
             engine=self._engine,
             trigger="schedule",
             only_invoices=approvals.batch(preview),  # what was approved, nothing newer
+            stop=stop,
         )
 
     def _run_scheduled(self, name: str) -> None:
@@ -249,6 +267,10 @@ class Service:
         scheme = self._loaded.config.profiles[name].billing_period.scheme()
         period = period_for(schedule, now, self._tz, scheme)
         bound = log.bind(profile=name, period=str(period))
+        if self._stop.is_set():
+            # queued behind the run that was stopped: serve is shutting down, start nothing
+            bound.info("schedule.run_skipped", reason="serve is stopping")
+            return
         bound.info("schedule.run_start")
         try:
             report = self._scheduled_run(name, period)
@@ -276,32 +298,6 @@ class Service:
         bound.info("schedule.next_run", time=nxt.isoformat() if nxt is not None else None)
 
 
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside, SIGTERM and SIGINT set ``stop``; a second signal acts as it would have
-    (SIGINT raises KeyboardInterrupt), so an operator can still force an exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed from the main thread
-        return
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        # No logging here: the main thread may hold the log's write lock when a signal lands.
-        stop.set()
-        restore()
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        restore()
-
-
 def serve(
     loaded: LoadedConfig,
     *,
@@ -312,11 +308,12 @@ def serve(
     endpoint: ServeConfig | None = None,
 ) -> None:
     """Run every scheduled profile on its cron until ``stop`` is set or SIGTERM/SIGINT
-    arrives; then let the current run finish and return. Meanwhile ``/healthz`` and
-    ``/metrics`` answer on ``endpoint`` (default: the config's ``serve``, 127.0.0.1)."""
+    arrives; then stop the current run after its batch in flight (it is recorded
+    ``interrupted``, its lease released) and return. Meanwhile ``/healthz`` and ``/metrics``
+    answer on ``endpoint`` (default: the config's ``serve``, 127.0.0.1)."""
     engine = connect(loaded)
     stop = stop if stop is not None else threading.Event()
-    service = Service(loaded, engine, clock=clock, echo=echo)
+    service = Service(loaded, engine, clock=clock, echo=echo, stop=stop)
     where = endpoint if endpoint is not None else loaded.config.serve
     try:
         server = HealthServer(where.host, where.port, service.health, service.metrics.registry)
@@ -333,7 +330,7 @@ def serve(
             log.info("serve.endpoint", url=server.url)
             while not stop.wait(0.5):
                 pass
-            log.info("schedule.stopping", note="a run in progress finishes first")
+            log.info("schedule.stopping", note="a run in progress stops after its current batch")
         finally:
             service.shutdown()
             server.stop()

@@ -70,6 +70,7 @@ class ProfileStatus:
     quota_left: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, datetime | None] = field(default_factory=dict)
     reconnect: list[str] = field(default_factory=list)  # connections needing `connect` again
+    invoices_left: int = 0  # what the last run, if interrupted, left for the next one
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class ProfileStatus:
                 name: when.isoformat() if when else None for name, when in self.tokens.items()
             },
             "connections_needing_reauth": self.reconnect,
+            "invoices_left": self.invoices_left,
         }
 
 
@@ -179,6 +181,7 @@ def build_status(
                 row = session.get(SyncRunRow, last.run_id)
             report = RunReport.from_json(row.report) if row is not None else None
             if report is not None:
+                status.invoices_left = report.invoices_left
                 for inv in report.invoices:
                     if inv.action == InvoiceAction.FAILED.value:
                         _add(status.pending, "rejected", inv.currency, inv.subtotal)

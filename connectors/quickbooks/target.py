@@ -213,6 +213,11 @@ class QuickBooksTarget:
 
     # -- writes ---------------------------------------------------------------------------
 
+    @property
+    def push_batch_size(self) -> int:
+        """One invoice per request: the engine may stop after any of them."""
+        return 1
+
     def push(self, plans: Sequence[tuple[InvoicePlan, str | None]]) -> Iterator[PushResult]:
         for plan, remote_id in plans:
             yield self._write(plan, remote_id)

@@ -194,6 +194,11 @@ class XeroTarget:
 
     # -- writes ---------------------------------------------------------------------------
 
+    @property
+    def push_batch_size(self) -> int:
+        """Invoices per write request (``batch_size``): the engine may stop between batches."""
+        return self._config.batch_size
+
     def push(self, plans: Sequence[tuple[InvoicePlan, str | None]]) -> Iterator[PushResult]:
         """Create (remote id None) or update DRAFT invoices, in batches; yield per invoice."""
         size = self._config.batch_size

@@ -792,9 +792,17 @@ class SyncEngine:
         writes = [(p, a, r) for p, a, r in actions if a is not InvoiceAction.UNCHANGED]
         by_key = {p.key: (p, a, r) for p, a, r in actions}
         now = self._clock()
+        # Before the transaction: a fingerprint may call the target (Xero looks its tracking
+        # names up once), and no call is made while we hold the database's write lock (the
+        # call budgets shared through the database need it; SQLite has one writer at a time).
+        prints = {
+            plan.key: self._p.target.fingerprint(plan)
+            for plan, action, _found in actions
+            if action is not InvoiceAction.DELETE
+        }
         with Session(self._engine) as session:
             for plan, action, found in actions:
-                self._record(session, plan, action, found, now)
+                self._record(session, plan, action, found, now, fingerprint=prints.get(plan.key))
             session.commit()
         for plan, action, found in actions:
             if action is InvoiceAction.UNCHANGED:
@@ -850,8 +858,11 @@ class SyncEngine:
         action: InvoiceAction,
         found: RemoteInvoice | None,
         now: datetime,
+        *,
+        fingerprint: str | None,
     ) -> None:
-        """Commit the plan before the write: invoice row, and every entry marked pushed."""
+        """Commit the plan before the write: invoice row, and every entry marked pushed.
+        ``fingerprint`` is the target's for the plan (None for a deletion)."""
         row = session.get(InvoiceRow, plan.key)
         if row is None:
             row = InvoiceRow(
@@ -875,7 +886,7 @@ class SyncEngine:
         if action is InvoiceAction.DELETE:
             row.pushed_hash = DELETE_MARK
         else:
-            row.pushed_hash = self._p.target.fingerprint(plan) if writing else None
+            row.pushed_hash = fingerprint if writing else None
         if not writing and found is not None:
             row.content_hash = found.content_hash
         session.add(row)
@@ -907,7 +918,7 @@ class SyncEngine:
                 lrow.state = LedgerState.PUSHED.value
             else:
                 lrow.state = self._held.value
-                lrow.confirmed_hash = self._p.target.fingerprint(plan)
+                lrow.confirmed_hash = fingerprint
             session.add(lrow)
         record_usage(session, self._p.name, plan, now)
 

@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
+from connectors.testing import BudgetTime
+from core import factory
+from core.budgets import SharedBudgets
+from core.http import BudgetFactory
 from sandbox.harvest import HarvestSettings
 from sandbox.seed import SeedSpec
 from sandbox.server import Sandbox, start_sandbox
@@ -45,12 +49,30 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def budget_time(monkeypatch: pytest.MonkeyPatch) -> BudgetTime:
+    """Call budgets of the profiles this test builds (the CLI's too) wait on this time, so a
+    budget that must wait (Toggl's one call a second) never really sleeps; its waits are
+    recorded apart from the retry policy's."""
+    fake = BudgetTime()
+
+    def budgets(engine: Engine | None) -> BudgetFactory:
+        if engine is None:
+            return fake.budgets()
+        return SharedBudgets(engine, clock=fake.clock, monotonic=fake.clock, sleep=fake.sleep)
+
+    monkeypatch.setattr(factory, "default_budgets", budgets)
+    return fake
+
+
 FAST_XERO = XeroSettings(per_minute=100_000, per_day=1_000_000)
 FAST_HARVEST = HarvestSettings(requests_per_window=100_000)
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
+def sandbox(budget_time: BudgetTime) -> Iterator[Sandbox]:
+    """The fakes, with limits no test reaches; our own call budgets (the real providers'
+    limits, shared through the test's database across runs) wait on ``budget_time``."""
     running = start_sandbox(SeedSpec(), harvest_settings=FAST_HARVEST, xero_settings=FAST_XERO)
     try:
         yield running

@@ -8,18 +8,28 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from connectors.registry import BuildContext, installed
 from connectors.testing import BudgetTime
 from core.budgets import SharedBudgets, SharedWindow, account_key, prune_windows
 from core.db import create_db_engine, open_database
 from core.errors import TransientError
-from core.http import BudgetExhaustedError, Limit, RetryPolicy
+from core.http import (
+    Budget,
+    BudgetExhaustedError,
+    CallCounter,
+    Limit,
+    LocalBudgets,
+    RetryPolicy,
+)
 from core.retention import prune
 from core.tables import CallBudgetRow
 from tests import budget_worker
@@ -208,3 +218,49 @@ def test_long_accounts_are_stored_as_a_digest() -> None:
     long = "x" * 200
     assert account_key(long).startswith("sha256:") and len(account_key(long)) <= 128
     assert account_key(long) == account_key("x" * 200)
+
+
+class _Recorded:
+    """A BudgetFactory that records what each connector asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, tuple[Limit, ...]]] = []
+
+    def __call__(self, service: str, account: str, limits: Sequence[Limit]) -> Budget:
+        self.asked.append((service, account, tuple(limits)))
+        return LocalBudgets()(service, account, limits)
+
+
+TENANT = "1f0e2d3c-4b5a-4697-8a8b-9c0d1e2f3a4b"
+CONFIGS: dict[str, dict[str, Any]] = {
+    "harvest": {"account_id": "1234567", "access_token": "t"},
+    "toggl": {"api_token": "t", "workspace_id": 8450001, "approval": "all"},
+    "clockify": {"api_key": "k", "workspace_id": "aa780060ec90e7fbf378c62d"},
+    "xero": {"access_token": "t", "tenant_id": TENANT},
+    "quickbooks": {"access_token": "t", "realm_id": "9130357"},
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "account", "limits"),
+    [
+        ("harvest", "1234567", [Limit(100, 15.0, "15s")]),
+        ("toggl", "8450001", [Limit(1, 1.0, "second"), Limit(600, 3600.0, "hour")]),
+        ("clockify", "aa780060ec90e7fbf378c62d", [Limit(50, 1.0, "second")]),
+        ("xero", TENANT, [Limit(60, 61.0, "minute"), Limit(5000, 86400.0, "day")]),
+        ("quickbooks", "9130357", [Limit(500, 60.0, "minute")]),
+    ],
+)
+def test_every_connector_takes_its_budget_from_the_builder(
+    kind: str, account: str, limits: list[Limit], tmp_path: Path
+) -> None:
+    spec = installed()[kind]
+    recorded = _Recorded()
+    ctx = BuildContext(CallCounter(), None, tmp_path, budgets=recorded)
+    spec.factory(ctx, kind, spec.config_model.model_validate({"type": kind, **CONFIGS[kind]}))
+    assert recorded.asked == [(kind, account, tuple(limits))]
+    lowered = {"harvest": "requests_per_15s", "toggl": "calls_per_hour"}.get(kind)
+    lowered = lowered or ("calls_per_second" if kind == "clockify" else "calls_per_minute")
+    config = {"type": kind, **CONFIGS[kind], lowered: 1}
+    spec.factory(ctx, kind, spec.config_model.model_validate(config))
+    assert 1 in [limit.calls for limit in recorded.asked[-1][2]]  # the config lowered one

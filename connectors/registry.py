@@ -14,14 +14,14 @@ from __future__ import annotations
 import builtins
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from core.http import BearerTokens, CallCounter, RetryPolicy
+from core.http import BearerTokens, BudgetFactory, CallCounter, LocalBudgets, RetryPolicy
 
 ENTRY_POINT_GROUP = "hourbridge.connectors"
 Role = Literal["source", "target"]
@@ -37,13 +37,16 @@ def _no_connections(name: str, provider: str) -> BearerTokens:
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a factory gets besides its own config: shared counters, where the config is, and
-    the stored OAuth connections (``connection: NAME`` in a target)."""
+    """What a factory gets besides its own config: shared counters, where the config is, the
+    stored OAuth connections (``connection: NAME`` in a target), and what makes each call
+    budget (this process's own by default; core.budgets' shared ones from core.factory), with
+    its own clock and sleep, apart from the retry policy's."""
 
     calls: CallCounter
     policy: RetryPolicy | None
     base_dir: Path
     connections: ConnectionResolver = _no_connections
+    budgets: BudgetFactory = field(default_factory=LocalBudgets)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ that returns a ``Harness`` bound to the connector's fake (or its files):
         def harness(self) -> Iterator[Harness]: ...
 
 Checks that need HTTP (retries, credentials) are skipped for harnesses without it.
+
+A harness gives its source call budgets on a ``BudgetTime`` (never the retry policy's
+``Sleeps``), so ``test_429_and_5xx_are_retried_honouring_retry_after`` sees exactly the
+retries' waits and no budget ever really sleeps.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pytest
 
 from connectors.base import PullRequest, TrackerSource
 from core.errors import AuthError, SourceDataError
+from core.http import LocalBudgets
 from core.model import SourceEntry
 
 LONG_UNICODE = "Kōwhai — naïve café 🚀 " * 60  # ~1,300 characters
@@ -34,6 +39,26 @@ class Sleeps:
 
     def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+
+
+@dataclass
+class BudgetTime:
+    """A clock and sleep for call budgets in tests: a sleep records its wait and moves the
+    clock, so a budget waits exactly what its limit needs, in no time."""
+
+    now: float = 1_000_000.0
+    waits: list[float] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def budgets(self) -> LocalBudgets:
+        """In-process budgets on this time (``core.budgets.SharedBudgets`` takes it too)."""
+        return LocalBudgets(clock=self.clock, sleep=self.sleep)
 
 
 class Harness(Protocol):

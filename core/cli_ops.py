@@ -216,8 +216,9 @@ def runs_prune(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
 ) -> None:
-    """Delete run events and alert records older than retention_days (default 90). Runs, the
-    ledger and invoices are never touched."""
+    """Delete run events and alert records older than retention_days (default 90), and
+    call-budget windows that ended before then. Runs, the ledger and invoices are never
+    touched."""
     loaded = load(config)
     engine = database(loaded)
     days = older_than_days if older_than_days is not None else loaded.config.retention_days
@@ -226,6 +227,7 @@ def runs_prune(
     verb = "would delete" if dry_run else "deleted"
     out.print(
         f"{verb} {pruned.events} run events and {pruned.alerts} alert records older than "
-        f"{days} days (before {cutoff:%Y-%m-%d %H:%M} UTC)",
+        f"{days} days (before {cutoff:%Y-%m-%d %H:%M} UTC), and {pruned.windows} call-budget "
+        "windows that ended before then",
         highlight=False,
     )

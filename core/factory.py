@@ -10,10 +10,11 @@ from sqlalchemy import Engine
 from connectors.base import AccountingTarget, CreditNoteTarget, TrackerSource
 from connectors.registry import BuildContext, Role, installed
 from core import mapping_store
+from core.budgets import SharedBudgets
 from core.config import LoadedConfig
 from core.db import open_database
 from core.errors import ConfigError
-from core.http import BearerTokens, CallCounter, RetryPolicy
+from core.http import BearerTokens, BudgetFactory, CallCounter, LocalBudgets, RetryPolicy
 from core.sync import Profile
 from core.tokens import TokenStore
 from core.vault import Vault, load_key
@@ -58,6 +59,12 @@ def connection_resolver(
     return resolve
 
 
+def default_budgets(engine: Engine | None) -> BudgetFactory:
+    """Call budgets shared through the database when one is open (every process on it keeps
+    within the providers' limits together), else this process's own; both in real time."""
+    return LocalBudgets() if engine is None else SharedBudgets(engine)
+
+
 def build_profile(
     loaded: LoadedConfig,
     profile_name: str | None,
@@ -66,7 +73,10 @@ def build_profile(
     *,
     engine: Engine | None = None,
     clock: Callable[[], datetime] | None = None,
+    budgets: BudgetFactory | None = None,
 ) -> Profile:
+    """The profile's sources and target. ``budgets`` makes their call budgets (default:
+    ``default_budgets(engine)``); it has its own clock and sleep, apart from ``policy``'s."""
     cfg = loaded.config
     name, profile = cfg.profile(profile_name)
     ctx = BuildContext(
@@ -74,6 +84,7 @@ def build_profile(
         policy=policy,
         base_dir=loaded.path.parent,
         connections=connection_resolver(loaded, engine, clock),
+        budgets=budgets if budgets is not None else default_budgets(engine),
     )
     sources: list[TrackerSource] = []
     for source in profile.source_names:

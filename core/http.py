@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -108,7 +108,9 @@ class RetryPolicy:
                     self.on_retry(exc, state.next_action.sleep)
 
         return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientError),
+            # a budget used up for longer than we wait is not retried: the run stops there
+            retry=tenacity.retry_if_exception_type(TransientError)
+            & tenacity.retry_if_not_exception_type(BudgetExhaustedError),
             wait=_WaitRetryAfter(
                 tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait),
                 cap=self.max_wait,
@@ -120,50 +122,156 @@ class RetryPolicy:
         )
 
 
+class BudgetExhaustedError(TransientError):
+    """A call budget has no room for longer than its owner waits (Xero's day quota, Toggl's
+    hourly quota): the run stops with when to come back instead of sleeping for hours, and the
+    retry policy does not retry it."""
+
+
+def _span(seconds: float) -> str:
+    names = {1.0: "second", 60.0: "minute", 3600.0: "hour", 86400.0: "day"}
+    return names.get(float(seconds), f"{seconds:g} s")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One documented limit of a provider: at most ``calls`` per ``seconds`` for an account.
+
+    ``window`` names it as the limit headers do ("minute", "day"), so what the provider says
+    is left can be applied to the right budget.
+    """
+
+    calls: int
+    seconds: float
+    window: str
+
+    def __post_init__(self) -> None:
+        if self.calls < 1 or self.seconds <= 0:
+            raise ValueError(f"a limit needs calls >= 1 and seconds > 0, not {self}")
+
+
 @dataclass
 class RateBudget:
     """At most ``calls`` per ``period`` seconds, enforced before each call by waiting.
 
     A provider's documented limit (Harvest 100 per 15 s, Xero 60 per minute, QuickBooks 500
     per minute) becomes a wait on our side instead of a 429 on theirs. Clock and sleep are
-    injectable so tests never really wait.
+    injectable so tests never really wait. A wait longer than ``max_wait`` (when given) is not
+    slept: ``BudgetExhaustedError`` says when the budget frees up.
     """
 
     calls: int
     period: float
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    max_wait: float | None = None
+    label: str = "calls"
     _sent: deque[float] = field(default_factory=deque, repr=False)
     _offset: float = field(default=0.0, repr=False)
 
     def _now(self) -> float:
         return self.clock() + self._offset
 
+    def _expire(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self.period:
+            self._sent.popleft()
+
     def acquire(self) -> float:
         """Wait until a call is allowed, record it, and return how long we waited."""
         waited = 0.0
         while True:
             now = self._now()
-            while self._sent and self._sent[0] <= now - self.period:
-                self._sent.popleft()
+            self._expire(now)
             if len(self._sent) < self.calls:
                 self._sent.append(now)
                 return waited
             pause = self._sent[0] + self.period - now
+            if self.max_wait is not None and pause > self.max_wait:
+                raise BudgetExhaustedError(
+                    f"{self.label}: the call quota of {self.calls} per {_span(self.period)} is "
+                    f"used up; it frees up in {pause:.0f} s: run again then",
+                    retry_after=pause,
+                )
             self.sleep(pause)
             # An injected sleep that doesn't move the clock still counts as time passed.
             self._offset += max(0.0, pause - (self._now() - now))
             waited += pause
 
-    def observe_remaining(self, remaining: int) -> None:
+    def observe_remaining(self, remaining: int, resets_in: float | None = None) -> None:
         """Align with what the provider says is left in this window (X-MinLimit-Remaining):
-        calls made by other processes or apps on the same account count against us too."""
+        calls made by other processes or apps on the same account count against us too.
+        With ``resets_in`` (Toggl's X-Toggl-Quota-Resets-In), those calls leave our window
+        when the provider's does; without it, a full period from now. Never loosens."""
         now = self._now()
-        while self._sent and self._sent[0] <= now - self.period:
-            self._sent.popleft()
+        self._expire(now)
         unseen = (self.calls - len(self._sent)) - max(0, remaining)
-        for _ in range(max(0, unseen)):
-            self._sent.append(now)
+        if unseen <= 0:
+            return
+        at = now if resets_in is None else min(now, now + max(0.0, resets_in) - self.period)
+        self._sent = deque(sorted([*self._sent, *([at] * unseen)]))
+        self._expire(now)
+
+
+class CallBudget(Protocol):
+    """Anything that makes a caller wait for room before a call (e.g. core.budgets' shared
+    window); returns how long it waited."""
+
+    def acquire(self) -> float: ...
+
+
+@dataclass
+class Budget:
+    """What a connector waits on before each call: a sliding ``RateBudget`` per limit (this
+    process), then any shared caps (every process on the same database: core.budgets)."""
+
+    local: Mapping[str, RateBudget]
+    shared: Sequence[CallBudget] = ()
+
+    def acquire(self) -> float:
+        """Wait until every part has room; returns the total wait."""
+        waited = 0.0
+        for part in (*self.local.values(), *self.shared):
+            waited += part.acquire()
+        return waited
+
+    def observe(self, window: str, remaining: int, resets_in: float | None = None) -> None:
+        """What the provider says is left of ``window`` (a limit header); unknown: ignored."""
+        budget = self.local.get(window)
+        if budget is not None:
+            budget.observe_remaining(remaining, resets_in)
+
+
+class BudgetFactory(Protocol):
+    """Makes the budget of one provider account (``service``, ``account``: a Xero tenant, a
+    QuickBooks realm, a Harvest account, a Toggl or Clockify workspace). Whoever builds the
+    connectors passes one, with its own clock and sleep: not the retry policy's."""
+
+    def __call__(self, service: str, account: str, limits: Sequence[Limit]) -> Budget: ...
+
+
+@dataclass(frozen=True)
+class LocalBudgets:
+    """Budgets kept in this process only: a sliding window per limit. The default where no
+    database is at hand; ``core.budgets.SharedBudgets`` adds a cap shared by processes."""
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    max_wait: float | None = 120.0
+
+    def __call__(self, service: str, account: str, limits: Sequence[Limit]) -> Budget:
+        return Budget(
+            {
+                limit.window: RateBudget(
+                    limit.calls,
+                    limit.seconds,
+                    clock=self.clock,
+                    sleep=self.sleep,
+                    max_wait=self.max_wait,
+                    label=f"{service} ({account})",
+                )
+                for limit in limits
+            }
+        )
 
 
 # Headers in which providers report what is left of a limit, and the window each covers.
@@ -258,7 +366,14 @@ class CallCounter:
 __all__ = [
     "Action",
     "BearerTokens",
+    "Budget",
+    "BudgetExhaustedError",
+    "BudgetFactory",
+    "CallBudget",
     "CallCounter",
+    "Limit",
+    "LocalBudgets",
+    "RateBudget",
     "RetryPolicy",
     "StaticBearer",
     "TerminalError",

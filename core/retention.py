@@ -1,6 +1,7 @@
 """Retention: run events (and alert records) older than ``retention_days`` are pruned, daily
-by ``hourbridge serve`` and on demand by ``hourbridge runs prune``. Runs themselves, the
-ledger, invoices and entries are never touched: they are the record of what was billed."""
+by ``hourbridge serve`` and on demand by ``hourbridge runs prune``, with call-budget windows
+that ended before then (core.budgets). Runs themselves, the ledger, invoices and entries are
+never touched: they are the record of what was billed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, func
 from sqlmodel import Session, col, select
 
+from core.budgets import prune_windows
 from core.tables import AlertRow, RunEventRow, SyncRunRow
 
 
@@ -17,11 +19,13 @@ from core.tables import AlertRow, RunEventRow, SyncRunRow
 class Pruned:
     events: int
     alerts: int
+    windows: int = 0  # call-budget windows (core.budgets)
 
 
 def prune(engine: Engine, cutoff: datetime, *, dry_run: bool = False) -> Pruned:
     """Delete run events recorded before ``cutoff``, or belonging to a run started before it,
-    and alert records created before it. ``dry_run`` only counts."""
+    alert records created before it, and call-budget windows that ended before it.
+    ``dry_run`` only counts."""
     old_runs = select(SyncRunRow.id).where(col(SyncRunRow.started_at) < cutoff)
     events_where = (col(RunEventRow.created_at) < cutoff) | col(RunEventRow.run_id).in_(old_runs)
     alerts_where = col(AlertRow.created_at) < cutoff
@@ -33,4 +37,5 @@ def prune(engine: Engine, cutoff: datetime, *, dry_run: bool = False) -> Pruned:
             session.execute(delete(RunEventRow).where(events_where))
             session.execute(delete(AlertRow).where(alerts_where))
             session.commit()
-    return result
+    windows = prune_windows(engine, cutoff, dry_run=dry_run)
+    return Pruned(result.events, result.alerts, windows)

@@ -833,9 +833,17 @@ class SyncEngine:
         writes = [(p, a, r) for p, a, r in actions if a is not InvoiceAction.UNCHANGED]
         by_key = {p.key: (p, a, r) for p, a, r in actions}
         now = self._clock()
+        # Before the transaction: a fingerprint may call the target (Xero looks its tracking
+        # names up once), and no call is made while we hold the database's write lock (the
+        # call budgets shared through the database need it; SQLite has one writer at a time).
+        prints = {
+            plan.key: self._p.target.fingerprint(plan)
+            for plan, action, _found in actions
+            if action is not InvoiceAction.DELETE
+        }
         with Session(self._engine) as session:
             for plan, action, found in actions:
-                self._record(session, plan, action, found, now)
+                self._record(session, plan, action, found, now, fingerprint=prints.get(plan.key))
             session.commit()
         for plan, action, found in actions:
             if action is InvoiceAction.UNCHANGED:
@@ -927,8 +935,11 @@ class SyncEngine:
         action: InvoiceAction,
         found: RemoteInvoice | None,
         now: datetime,
+        *,
+        fingerprint: str | None,
     ) -> None:
-        """Commit the plan before the write: invoice row, and every entry marked pushed."""
+        """Commit the plan before the write: invoice row, and every entry marked pushed.
+        ``fingerprint`` is the target's for the plan (None for a deletion)."""
         row = session.get(InvoiceRow, plan.key)
         if row is None:
             row = InvoiceRow(
@@ -949,7 +960,6 @@ class SyncEngine:
         row.line_count = len(plan.lines)
         row.updated_at = now
         writing = action is not InvoiceAction.UNCHANGED
-        fingerprint = self._p.target.fingerprint(plan)
         if action is InvoiceAction.DELETE:
             row.pushed_hash = DELETE_MARK
         else:

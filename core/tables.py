@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Text, UniqueConstraint
+from sqlalchemy import BigInteger, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.dbtypes import DecimalText, UTCDateTime
@@ -390,3 +390,17 @@ class ConsoleAuditRow(SQLModel, table=True):
     action: str = Field(max_length=32)
     subject: str = Field(sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class CallBudgetRow(SQLModel, table=True):
+    """Calls made in one fixed window of one provider account's budget, by every process on
+    this database (core.budgets). Windows start at whole multiples of their period since the
+    epoch; old ones are deleted when a new one opens, and by the retention job."""
+
+    __tablename__ = "call_budgets"
+
+    provider: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=128)
+    period_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    window_start_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    calls: int

@@ -213,7 +213,11 @@ class Service:
             log.error("retention.failed", error=f"{type(exc).__name__}: {exc}")
             return
         log.info(
-            "retention.pruned", events=pruned.events, alerts=pruned.alerts, retention_days=days
+            "retention.pruned",
+            events=pruned.events,
+            alerts=pruned.alerts,
+            windows=pruned.windows,
+            retention_days=days,
         )
 
     def shutdown(self) -> None:

@@ -14,8 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
+from connectors.testing import BudgetTime
+from core import factory
+from core.budgets import SharedBudgets
+from core.http import BudgetFactory
 from sandbox.harvest import HarvestSettings
 from sandbox.seed import SeedSpec
 from sandbox.server import Sandbox, start_sandbox
@@ -48,12 +52,32 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 # The agency month the end-to-end tests sync: every client, a third of the default entries.
 # Their configs page Harvest by 400 (see sandbox_config), so a pull still spans pages.
 TEST_SPEC = SeedSpec(entries=1000)
+
+
+@pytest.fixture
+def budget_time(monkeypatch: pytest.MonkeyPatch) -> BudgetTime:
+    """Call budgets of the profiles this test builds (the CLI's too) wait on this time, so a
+    budget that must wait (Toggl's one call a second) never really sleeps; its waits are
+    recorded apart from the retry policy's."""
+    fake = BudgetTime()
+
+    def budgets(engine: Engine | None) -> BudgetFactory:
+        if engine is None:
+            return fake.budgets()
+        return SharedBudgets(engine, clock=fake.clock, monotonic=fake.clock, sleep=fake.sleep)
+
+    monkeypatch.setattr(factory, "default_budgets", budgets)
+    return fake
+
+
 FAST_XERO = XeroSettings(per_minute=100_000, per_day=1_000_000)
 FAST_HARVEST = HarvestSettings(requests_per_window=100_000)
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
+def sandbox(budget_time: BudgetTime) -> Iterator[Sandbox]:
+    """The fakes, with limits no test reaches; our own call budgets (the real providers'
+    limits, shared through the test's database across runs) wait on ``budget_time``."""
     running = start_sandbox(TEST_SPEC, harvest_settings=FAST_HARVEST, xero_settings=FAST_XERO)
     try:
         yield running

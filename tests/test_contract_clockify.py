@@ -11,7 +11,7 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +28,7 @@ from connectors.clockify import CONNECTOR, ClockifyConfig, ClockifySource
 from connectors.clockify.client import LOOKAHEAD_DAYS, WRITEBACK_CHUNK
 from connectors.clockify.parse import duration_seconds, from_cents, parse_report_row
 from connectors.registry import BuildContext
-from connectors.testing import ConnectorContract, Sleeps
+from connectors.testing import BudgetTime, ConnectorContract, Sleeps
 from core.errors import AuthError, SourceDataError, TerminalError
 from core.http import CallCounter, RetryPolicy
 from core.model import EntryKind, SourceEntry
@@ -64,6 +64,7 @@ class ClockifyHarness:
     http: bool = True
     first_day: date = FIRST_DAY
     approved_only: bool = False  # list everything (with the flag), so the contract sees all
+    budget: BudgetTime = field(default_factory=BudgetTime)  # the call budgets' own time
 
     @property
     def data(self) -> ClockifyData:
@@ -93,6 +94,7 @@ class ClockifyHarness:
             calls=CallCounter(),
             policy=policy,
             clock=lambda: NOW,
+            budgets=self.budget.budgets(),
         )
 
     def bad_credentials_source(self) -> ClockifySource:
@@ -617,12 +619,13 @@ def test_empty_and_future_ranges_make_no_report_calls(harness: ClockifyHarness) 
 
 
 def test_calls_keep_within_the_configured_budget_per_second(harness: ClockifyHarness) -> None:
-    sleeps = Sleeps()
-    entries = _pull(harness.source(sleeps=sleeps, calls_per_second=1))
+    retries = Sleeps()
+    entries = _pull(harness.source(sleeps=retries, calls_per_second=1))
     made = sum(harness.fake.calls.values())
     assert entries and made >= 2
-    # one call a second: every call after the first waited for its second, on our side
-    assert len(sleeps.calls) == made - 1
-    assert all(0 < s <= 1 for s in sleeps.calls)
+    # one call a second: every call after the first waited for its second, on our side, on
+    # the budget's own time (the retry policy's sleep saw nothing)
+    assert harness.budget.waits == [1.0] * (made - 1)
+    assert retries.calls == []
     with pytest.raises(ValidationError):
         harness.config(calls_per_second=51)  # Clockify allows 50 a second

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from connectors.harvest.client import HarvestSource
 from connectors.harvest.config import HarvestConfig
-from connectors.testing import ConnectorContract, Harness, Sleeps
+from connectors.testing import BudgetTime, ConnectorContract, Harness, Sleeps
 from core.http import CallCounter, RetryPolicy
 from core.model import SourceEntry
 from sandbox.harvest import FakeHarvest, HarvestSettings
@@ -30,6 +30,7 @@ class HarvestHarness:
     http: bool = True
     first_day: date = date(2026, 10, 1)
     _deleted_expenses: set[str] = field(default_factory=set)
+    budget: BudgetTime = field(default_factory=BudgetTime)  # the call budgets' own time
 
     def _config(self, token: str, page_size: int | None) -> HarvestConfig:
         return HarvestConfig.model_validate(
@@ -47,12 +48,18 @@ class HarvestHarness:
     ) -> HarvestSource:
         policy = RetryPolicy(max_attempts=4, sleep=sleeps or Sleeps())
         config = self._config(self.fake.settings.access_token, page_size)
-        return self.source_class("harvest", config, calls=CallCounter(), policy=policy)
+        return self.source_class(
+            "harvest", config, calls=CallCounter(), policy=policy, budgets=self.budget.budgets()
+        )
 
     def bad_credentials_source(self) -> HarvestSource:
         policy = RetryPolicy(max_attempts=4, sleep=Sleeps())
         return self.source_class(
-            "harvest", self._config("wrong", None), calls=CallCounter(), policy=policy
+            "harvest",
+            self._config("wrong", None),
+            calls=CallCounter(),
+            policy=policy,
+            budgets=self.budget.budgets(),
         )
 
     def expected_ids(self, spent_from: date) -> set[str]:

@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.base import InvoicedWriter, PullRequest, TrackerSource
 from connectors.registry import BuildContext
-from connectors.testing import ConnectorContract, Sleeps
+from connectors.testing import BudgetTime, ConnectorContract, Sleeps
 from connectors.toggl import CONNECTOR
 from connectors.toggl.client import TogglSource
 from connectors.toggl.config import TogglConfig
@@ -70,6 +70,7 @@ class TogglHarness:
     http: bool = True
     first_day: date = FIRST_DAY
     extra: dict[str, Any] = field(default_factory=dict)
+    budget: BudgetTime = field(default_factory=BudgetTime)  # the call budgets' own time
 
     def config(self, token: str | None = None, page_size: int | None = None) -> TogglConfig:
         return TogglConfig.model_validate(
@@ -94,7 +95,14 @@ class TogglHarness:
     ) -> TogglSource:
         policy = policy or RetryPolicy(max_attempts=4, sleep=sleeps or Sleeps())
         config = self.config(token, page_size)
-        return TogglSource("toggl", config, calls=CallCounter(), policy=policy, today=lambda: TODAY)
+        return TogglSource(
+            "toggl",
+            config,
+            calls=CallCounter(),
+            policy=policy,
+            today=lambda: TODAY,
+            budgets=self.budget.budgets(),
+        )
 
     def bad_credentials_source(self) -> TogglSource:
         return self.source(token="wrong-token")
@@ -427,9 +435,80 @@ def test_mark_invoiced_stops_calling_once_the_quota_is_spent(
     result = harness.source().mark_invoiced(targets)
     assert result.done == tuple(targets[:100])
     assert set(result.failed) == set(targets[100:])
+    # the first answer said no call is left this hour: the budget stops before calling again
+    message = result.failed[targets[-1]]
+    assert message.startswith(f"toggl ({data.workspace_id}): the call quota of 600 per hour")
+    # (an hour after the first answer, less the second the next call waited for first)
+    assert message.endswith("is used up; it frees up in 3599 s: run again then")
+    patches = {k: v for k, v in harness.fake.calls.items() if k.startswith("PATCH ")}
+    assert sorted(patches.values()) == [1]  # the second and third chunks were never sent
+
+
+def test_a_402_still_says_when_the_quota_resets(
+    serve: Callable[..., TogglHarness], data: TogglData
+) -> None:
+    clock = FakeClock()
+    harness = serve(FakeToggl(data, fast_settings(hourly_quota=1, clock=clock)))
+    _use_up_quota(harness, 1)  # spent by another app: our budget has not heard of it
+    targets = [str(i) for i in in_period(data, "billable_approved")[:150]]
+    result = harness.source().mark_invoiced(targets)
+    assert result.done == ()
     assert "the hourly API quota is used up; it resets in 3600 s" in result.failed[targets[-1]]
     patches = {k: v for k, v in harness.fake.calls.items() if k.startswith("PATCH ")}
-    assert sorted(patches.values()) == [1, 1]  # the third chunk was never sent
+    assert sorted(patches.values()) == [1]  # the second chunk was never sent
+
+
+def test_budget_waits_are_recorded_apart_from_retry_waits(harness: TogglHarness) -> None:
+    retries = Sleeps()
+    source = harness.source(sleeps=retries)
+    harness.fail_next(429, retry_after=3)
+    assert set(pull(source)) == harness.expected_ids(FIRST_DAY)
+    requests_made = sum(harness.fake.calls.values())  # the refused one included
+    assert retries.calls == [3.0]  # the policy's sleep saw only the retry's wait
+    # one call a second: every request after the first waited its second, on the budget's time
+    assert harness.budget.waits == [1.0] * (requests_made - 1)
+
+
+def test_a_lower_budget_spaces_calls_further(serve: Callable[..., TogglHarness]) -> None:
+    harness = serve(extra={"calls_per_second": 0.25})
+    pull(harness.source())
+    requests_made = sum(harness.fake.calls.values())
+    assert requests_made >= 5
+    assert harness.budget.waits == [4.0] * (requests_made - 1)
+
+
+def test_the_quota_headers_are_followed_before_a_402(
+    serve: Callable[..., TogglHarness], data: TogglData
+) -> None:
+    budget = BudgetTime()  # the fake's clock too: waiting for the reset really resets it
+    fake = FakeToggl(data, fast_settings(hourly_quota=4, clock=budget.clock))
+    harness = serve(fake, budget=budget)
+    _use_up_quota(harness, 1)
+    budget.now += 3600 - 100  # the quota resets in 100 s, with 3 calls left
+    retries = Sleeps()
+    assert set(pull(harness.source(sleeps=retries))) == harness.expected_ids(FIRST_DAY)
+    assert sum(fake.calls.values()) - 1 > 3  # more calls than were left this hour
+    assert retries.calls == []  # no 402 (nor anything else) was retried
+    # the third answer said none left, resetting in 98 s: the fourth call, after its second,
+    # waited the 97 s left
+    assert [w for w in budget.waits if w > 1.0] == [97.0]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"calls_per_second": 2}, "at most 1: Toggl asks for about one call per second"),
+        ({"calls_per_second": 0}, "must be above 0"),
+        ({"calls_per_hour": 601}, "must be 1 to 600: Toggl's hourly quota is at most 600"),
+        ({"calls_per_hour": 0}, "must be 1 to 600"),
+    ],
+)
+def test_the_budget_can_only_be_lowered(change: dict[str, Any], said: str) -> None:
+    raw = {"type": "toggl", "api_token": "x", "workspace_id": 1, "approval": "tag"} | change
+    with pytest.raises(ValidationError) as info:
+        TogglConfig.model_validate(raw)
+    assert said in str(info.value)
+    assert next(iter(change)) in str(info.value)
 
 
 def _use_up_quota(harness: TogglHarness, count: int) -> None:

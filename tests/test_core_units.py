@@ -18,6 +18,7 @@ from core.errors import AuthError, SourceDataError, TerminalError, TransientErro
 from core.http import (
     Action,
     CallCounter,
+    LocalBudgets,
     RateBudget,
     RetryPolicy,
     classify,
@@ -266,6 +267,8 @@ def test_harvest_calls_stay_within_a_budget_without_429() -> None:
         slept.append(seconds)
         clock[0] += seconds
 
+    retried: list[float] = []
+    no_retry_sleep = retried.append
     with serving(fake) as server:
         config = HarvestConfig.model_validate(
             {
@@ -278,11 +281,15 @@ def test_harvest_calls_stay_within_a_budget_without_429() -> None:
             }
         )
         source = HarvestSource(
-            "harvest", config, calls=CallCounter(), policy=RetryPolicy(max_attempts=1, sleep=sleep)
+            "harvest",
+            config,
+            calls=CallCounter(),
+            policy=RetryPolicy(max_attempts=1, sleep=no_retry_sleep),
+            budgets=LocalBudgets(clock=lambda: clock[0], sleep=sleep),  # the fake's clock too
         )
-        source._budget.clock = lambda: clock[0]  # the budget and the fake share one clock
         entries = list(source.pull(PullRequest(date(2026, 9, 1), None)))
     assert len({e.source_id for e in entries}) == len(month.time_entries) + len(month.expenses)
     # max_attempts=1: a single 429 would have failed the pull, so it waited instead
     assert slept and all(s > 0 for s in slept)
+    assert retried == []  # the budget's waits went to its own sleep, not the retry policy's
     assert sum(fake.calls.values()) > 3  # more calls than the window allows at once

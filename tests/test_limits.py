@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from core.alerts import AlertReason, build_alert
-from core.http import CallCounter, RateBudget
+from core.http import BudgetExhaustedError, CallCounter, Limit, LocalBudgets, RateBudget
 from core.opsconfig import AlertsConfig
-from core.report import RunReport
+from core.report import ErrorClass, RunReport, classify_exception
 from sandbox.server import Sandbox
 from tests.conftest import sandbox_config, write_config
 from tests.helpers import run_cli
@@ -45,6 +45,25 @@ def test_the_minute_budget_follows_what_the_provider_says_is_left() -> None:
     while budget.acquire() == 0.0:
         sent += 1
     assert sent == 59
+
+
+def test_the_day_budget_follows_what_xero_says_is_left_and_stops_the_run() -> None:
+    clock = FakeClock()
+    budget = LocalBudgets(clock=clock, sleep=clock.sleep)(
+        "xero", "tenant-1", [Limit(60, 61.0, "minute"), Limit(5000, 86400.0, "day")]
+    )
+    assert budget.acquire() == 0.0
+    budget.observe("day", 1)  # X-DayLimit-Remaining: other apps spent the rest of the day
+    budget.observe("app_minute", 0)  # a window we keep no budget for: ignored
+    assert budget.acquire() == 0.0
+    with pytest.raises(BudgetExhaustedError) as info:
+        budget.acquire()  # a day away: not slept through, the run stops saying when
+    assert clock.slept == []
+    assert str(info.value) == (
+        "xero (tenant-1): the call quota of 5000 per day is used up; it frees up in 86400 s: "
+        "run again then"
+    )
+    assert classify_exception(info.value) is ErrorClass.RATE_LIMITED
 
 
 def test_limit_headers_are_parsed_per_window() -> None:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from connectors.testing import BudgetTime
 from sandbox.clockify import ClockifySettings, FakeClockify
 from sandbox.server import Sandbox
 from sandbox.serving import RunningServer, start_server
@@ -110,6 +111,7 @@ def test_harvest_and_toggl_in_one_profile_make_one_invoice_per_client_and_curren
     db_url: str,
     tmp_path: Path,
     toggl: tuple[TogglData, FakeToggl, RunningServer],
+    budget_time: BudgetTime,
 ) -> None:
     data, _fake, server = toggl
     config = write_config(tmp_path / "c.yaml", _toggl_profile(sandbox, db_url, data, server.url))
@@ -117,6 +119,9 @@ def test_harvest_and_toggl_in_one_profile_make_one_invoice_per_client_and_curren
     assert result.code == 0, result.stdout + result.stderr
     report = result.json()
     assert set(report["api_calls"]) == {"harvest", "toggl", "xero"}
+    # Toggl's one call a second was waited for, on the budgets' time: never really
+    assert len(budget_time.waits) == report["api_calls"]["toggl"] - 1
+    assert set(budget_time.waits) == {1.0}
 
     # independent expectation: Harvest per client (+ expenses) plus Toggl per contact
     clients = [

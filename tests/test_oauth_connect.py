@@ -14,6 +14,7 @@ import typer
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from connectors.testing import BudgetTime
 from core import cli_connect, cliutil
 from core import logging as hblog
 from core.cli import app
@@ -48,7 +49,8 @@ def clock() -> SharedClock:
 
 
 @pytest.fixture
-def oauth_sandbox(clock: SharedClock) -> Iterator[Sandbox]:
+def oauth_sandbox(clock: SharedClock, budget_time: BudgetTime) -> Iterator[Sandbox]:
+    """Call budgets of the syncs wait on ``budget_time``: never really."""
     running = start_oauth_sandbox(clock)
     try:
         yield running

@@ -8,7 +8,7 @@ from connectors.registry import BuildContext, ConnectorSpec
 
 
 def _build(ctx: BuildContext, name: str, config: ClockifyConfig) -> ClockifySource:
-    return ClockifySource(name, config, calls=ctx.calls, policy=ctx.policy)
+    return ClockifySource(name, config, calls=ctx.calls, policy=ctx.policy, budgets=ctx.budgets)
 
 
 CONNECTOR = ConnectorSpec(

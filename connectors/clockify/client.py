@@ -56,7 +56,7 @@ from connectors.clockify.parse import (
     row_id,
 )
 from core.errors import AuthError, SourceDataError, TerminalError, TransientError
-from core.http import CallCounter, RateBudget, RetryPolicy, raise_for
+from core.http import BudgetFactory, CallCounter, Limit, LocalBudgets, RetryPolicy, raise_for
 from core.model import SourceEntry, WritebackResult
 
 SERVICE = "clockify"
@@ -84,6 +84,7 @@ class ClockifySource:
         policy: RetryPolicy | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] | None = None,
+        budgets: BudgetFactory | None = None,
     ) -> None:
         self.name = name
         self._config = config
@@ -91,7 +92,9 @@ class ClockifySource:
         self._policy = calls.counted(
             policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
         )
-        self._budget = RateBudget(config.calls_per_second, 1.0, sleep=self._policy.sleep)
+        self._budget = (budgets or LocalBudgets())(
+            SERVICE, config.workspace_id, [Limit(config.calls_per_second, 1.0, "second")]
+        )
         self._clock = clock or (lambda: datetime.now(UTC))
         self._key = config.api_key.get_secret_value()
         self._session = session or requests.Session()

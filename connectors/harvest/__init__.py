@@ -8,7 +8,7 @@ from connectors.registry import BuildContext, ConnectorSpec
 
 
 def _build(ctx: BuildContext, name: str, config: HarvestConfig) -> HarvestSource:
-    return HarvestSource(name, config, calls=ctx.calls, policy=ctx.policy)
+    return HarvestSource(name, config, calls=ctx.calls, policy=ctx.policy, budgets=ctx.budgets)
 
 
 CONNECTOR = ConnectorSpec("harvest", "source", HarvestConfig, _build, "Harvest API v2")

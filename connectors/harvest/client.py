@@ -12,7 +12,7 @@ from connectors.base import PullRequest, Receipt
 from connectors.harvest.config import HarvestConfig
 from connectors.harvest.parse import parse_expense, parse_time_entry
 from core.errors import SourceDataError, TransientError
-from core.http import CallCounter, RateBudget, RetryPolicy, raise_for
+from core.http import BudgetFactory, CallCounter, Limit, LocalBudgets, RetryPolicy, raise_for
 from core.model import SourceEntry
 
 SERVICE = "harvest"
@@ -33,6 +33,7 @@ class HarvestSource:
         calls: CallCounter,
         policy: RetryPolicy | None = None,
         session: requests.Session | None = None,
+        budgets: BudgetFactory | None = None,
     ) -> None:
         self.name = name
         self._config = config
@@ -40,7 +41,10 @@ class HarvestSource:
         self._policy = calls.counted(
             policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
         )
-        self._budget = RateBudget(config.requests_per_15s, 15.0, sleep=self._policy.sleep)
+        # Harvest allows 100 requests per 15 s per account: waited for before each call.
+        self._budget = (budgets or LocalBudgets())(
+            SERVICE, config.account_id, [Limit(config.requests_per_15s, 15.0, "15s")]
+        )
         self._session = session or requests.Session()
         self._session.headers.update(
             {

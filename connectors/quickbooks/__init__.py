@@ -15,7 +15,9 @@ def _build(ctx: BuildContext, name: str, config: QuickBooksConfig) -> QuickBooks
     else:
         assert config.access_token is not None  # the config model requires one of the two
         tokens = StaticBearer(config.access_token.get_secret_value())
-    return QuickBooksTarget(name, config, calls=ctx.calls, policy=ctx.policy, tokens=tokens)
+    return QuickBooksTarget(
+        name, config, calls=ctx.calls, policy=ctx.policy, tokens=tokens, budgets=ctx.budgets
+    )
 
 
 CONNECTOR = ConnectorSpec(

@@ -43,7 +43,7 @@ from connectors.base import (
 )
 from connectors.quickbooks.config import QuickBooksConfig
 from core.errors import AuthError, ConfigError, TerminalError, TransientError
-from core.http import BearerTokens, CallCounter, RateBudget, RetryPolicy
+from core.http import BearerTokens, BudgetFactory, CallCounter, Limit, LocalBudgets, RetryPolicy
 from core.invoices import InvoicePlan, PlannedLine, content_hash
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
@@ -111,6 +111,7 @@ class QuickBooksTarget:
         calls: CallCounter,
         policy: RetryPolicy | None = None,
         tokens: BearerTokens,
+        budgets: BudgetFactory | None = None,
     ) -> None:
         self.name = name
         self._config = config
@@ -118,11 +119,14 @@ class QuickBooksTarget:
         self._policy = calls.counted(
             policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
         )
-        self._budget = RateBudget(config.calls_per_minute, 60.0, sleep=self._policy.sleep)
         realm = config.realm_id or tokens.tenant
         if realm is None:
             raise ConfigError(f"targets.{name}.realm_id: no realm (and no connection gives one)")
         self._realm = realm
+        # QuickBooks allows 500 calls per minute per realm: waited for before each call.
+        self._budget = (budgets or LocalBudgets())(
+            SERVICE, str(realm), [Limit(config.calls_per_minute, 60.0, "minute")]
+        )
         self._tokens = tokens
         self._client: QuickBooks | None = None
         # Same content in the same run → same requestid (a lost answer is replayed, not

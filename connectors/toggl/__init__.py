@@ -8,7 +8,7 @@ from connectors.toggl.config import TogglConfig
 
 
 def _build(ctx: BuildContext, name: str, config: TogglConfig) -> TogglSource:
-    return TogglSource(name, config, calls=ctx.calls, policy=ctx.policy)
+    return TogglSource(name, config, calls=ctx.calls, policy=ctx.policy, budgets=ctx.budgets)
 
 
 CONNECTOR = ConnectorSpec("toggl", "source", TogglConfig, _build, "Toggl Track (Reports API v3)")

@@ -20,7 +20,14 @@ the pull asks from the day before ``spent_from`` to at least a day after today (
 when one request can cover it), in year-long chunks, and keeps entries by their own spent date.
 The spare day on each side keeps that exact whichever timezone Toggl filters dates in.
 
-Limits: a 429 (leaky bucket) and 5xx are retried by core.http's policy, honouring Retry-After.
+Limits: before each call the source waits on its call budget (core.http.Budget): about one
+call per second (``calls_per_second``, the leaky bucket's safe rate) and ``calls_per_hour``
+(the hourly quota), shared through the database with other processes on the same workspace
+when the builder gives shared budgets (core.budgets). Every answer's
+``X-Toggl-Quota-Remaining`` / ``X-Toggl-Quota-Resets-In`` align the hourly budget with what
+Toggl counts (other apps spend the same quota): when it is used up, the next call waits for the
+reset, or, further off than the budget waits, stops with ``BudgetExhaustedError`` without
+calling. A 429 (leaky bucket) and 5xx are retried by core.http's policy, honouring Retry-After.
 A 402 with ``X-Toggl-Quota-Remaining: 0`` (or Toggl's "hourly limit" text) is the hourly quota:
 a ``TransientError`` whose ``retry_after`` is ``X-Toggl-Quota-Resets-In``. It is retried after
 that wait when the policy would wait that long (``max_wait``); otherwise it is raised at once,
@@ -69,7 +76,7 @@ from core.errors import (
     TerminalError,
     TransientError,
 )
-from core.http import CallCounter, RetryPolicy, raise_for
+from core.http import BudgetFactory, CallCounter, Limit, LocalBudgets, RetryPolicy, raise_for
 from core.model import SourceEntry, WritebackResult
 
 SERVICE = "toggl"
@@ -109,6 +116,7 @@ class TogglSource:
         policy: RetryPolicy | None = None,
         session: requests.Session | None = None,
         today: Callable[[], date] = utc_today,
+        budgets: BudgetFactory | None = None,
     ) -> None:
         self.name = name
         self._config = config
@@ -117,6 +125,14 @@ class TogglSource:
             policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
         )
         self._today = today
+        self._budget = (budgets or LocalBudgets())(
+            SERVICE,
+            str(config.workspace_id),
+            [
+                Limit(1, 1.0 / config.calls_per_second, "second"),
+                Limit(config.calls_per_hour, 3600.0, "hour"),
+            ],
+        )
         self._session = session or requests.Session()
         self._session.auth = (config.api_token.get_secret_value(), "api_token")
         self._session.headers.update(
@@ -319,6 +335,7 @@ class TogglSource:
     def _once(
         self, method: str, url: str, params: dict[str, str] | None, body: object
     ) -> requests.Response:
+        self._budget.acquire()
         self._calls.add(SERVICE)
         try:
             response = self._session.request(
@@ -328,7 +345,17 @@ class TogglSource:
             raise TransientError(f"{self.name}: {type(exc).__name__} on {method} {url}") from exc
         if response.status_code >= 400:
             self._fail(response)
+        self._note_quota(response.headers)
         return response
+
+    def _note_quota(self, headers: Mapping[str, str]) -> None:
+        """What Toggl says is left of the hourly quota, and when it resets, as the hourly
+        budget's; a 402 is handled by ``_payment_required`` instead."""
+        remaining = headers.get("X-Toggl-Quota-Remaining", "").strip()
+        resets = headers.get("X-Toggl-Quota-Resets-In", "").strip()
+        if remaining.isascii() and remaining.isdigit():
+            seconds = float(resets) if resets.isascii() and resets.isdigit() else None
+            self._budget.observe("hour", int(remaining), seconds)
 
     def _fail(self, response: requests.Response) -> None:
         detail = self._detail(response)

@@ -16,6 +16,8 @@ from pydantic import (
 )
 
 Approval = Literal["toggl", "tag", "all"]
+MAX_CALLS_PER_SECOND = 1.0  # "a safe window is 1 request per second" (a leaky bucket)
+MAX_CALLS_PER_HOUR = 600  # the quota per user per organisation: Premium (Starter 240, Free 30)
 
 
 class TogglConfig(BaseModel):
@@ -63,6 +65,35 @@ class TogglConfig(BaseModel):
     max_attempts: int = Field(
         description="tries per request on 429/5xx/quota resets", default=5, ge=1, le=20
     )
+    calls_per_second: float = Field(
+        default=MAX_CALLS_PER_SECOND,
+        description="call budget; Toggl asks for about 1 per second (0.5: one every 2 s)",
+    )
+    calls_per_hour: int = Field(
+        default=MAX_CALLS_PER_HOUR,
+        description="call budget; Toggl's hourly quota is 600 on Premium, 240 on Starter, 30 "
+        "on Free (what Toggl says is left is followed too)",
+    )
+
+    @field_validator("calls_per_second")
+    @classmethod
+    def _per_second(cls, value: float) -> float:
+        if not 0 < value <= MAX_CALLS_PER_SECOND:
+            raise ValueError(
+                f"must be above 0 and at most {MAX_CALLS_PER_SECOND:g}: Toggl asks for about "
+                f"one call per second; lower it (e.g. 0.5 for one call every 2 s), not {value:g}"
+            )
+        return value
+
+    @field_validator("calls_per_hour")
+    @classmethod
+    def _per_hour(cls, value: int) -> int:
+        if not 1 <= value <= MAX_CALLS_PER_HOUR:
+            raise ValueError(
+                f"must be 1 to {MAX_CALLS_PER_HOUR}: Toggl's hourly quota is at most "
+                f"{MAX_CALLS_PER_HOUR} calls (Premium); lower it to your plan's, not {value}"
+            )
+        return value
 
     @field_validator("approved_tag", "invoiced_tag")
     @classmethod

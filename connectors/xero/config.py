@@ -34,6 +34,9 @@ class XeroConfig(BaseModel):
     calls_per_minute: int = Field(
         default=60, ge=1, le=60, description="call budget; Xero allows 60 per minute per tenant"
     )
+    calls_per_day: int = Field(
+        default=5000, ge=1, le=5000, description="call budget; Xero allows 5,000 per day per tenant"
+    )
     line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = Field(
         default="Exclusive",
         description="whether unit prices include tax; a profile's "

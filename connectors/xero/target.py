@@ -47,7 +47,15 @@ from connectors.base import (
 )
 from connectors.xero.config import XeroConfig
 from core.errors import ConfigError, TerminalError, TransientError
-from core.http import BearerTokens, CallCounter, RateBudget, RetryPolicy, raise_for
+from core.http import (
+    BearerTokens,
+    BudgetFactory,
+    CallCounter,
+    Limit,
+    LocalBudgets,
+    RetryPolicy,
+    raise_for,
+)
 from core.invoices import InvoicePlan, PlannedLine, content_hash
 from core.periods import Period
 from mapping.resolver import ContactKind, ContactRef
@@ -70,6 +78,7 @@ class XeroTarget:
         calls: CallCounter,
         policy: RetryPolicy | None = None,
         tokens: BearerTokens,
+        budgets: BudgetFactory | None = None,
     ) -> None:
         self.name = name
         self._config = config
@@ -77,15 +86,20 @@ class XeroTarget:
         self._policy = calls.counted(
             policy or RetryPolicy(max_attempts=config.max_attempts), SERVICE
         )
-        # Xero counts a call when it arrives, a moment after we do: a second of margin keeps
-        # the window edge on our side instead of a 429 on theirs.
-        self._budget = RateBudget(
-            config.calls_per_minute, 60.0 + WINDOW_MARGIN_SECONDS, sleep=self._policy.sleep
-        )
         tenant = config.tenant_id or tokens.tenant
         if tenant is None:
             raise ConfigError(f"targets.{name}.tenant_id: no tenant (and no connection gives one)")
         self._tenant = str(tenant)
+        # Per tenant: 60 calls a minute and 5,000 a day. Xero counts a call when it arrives, a
+        # moment after we do: a second of margin keeps the minute's edge on our side.
+        self._budget = (budgets or LocalBudgets())(
+            SERVICE,
+            self._tenant,
+            [
+                Limit(config.calls_per_minute, 60.0 + WINDOW_MARGIN_SECONDS, "minute"),
+                Limit(config.calls_per_day, 86400.0, "day"),
+            ],
+        )
         self._tokens = tokens
         self._used_token = ""
         self._run_nonce = uuid.uuid4().hex  # one target per run
@@ -384,9 +398,8 @@ class XeroTarget:
         raise TerminalError(f"{self.name}: xero-python tried to refresh the token by itself")
 
     def _note_limits(self, headers: Mapping[str, str]) -> None:
-        found = self._calls.note_limits(SERVICE, headers)
-        if "minute" in found:
-            self._budget.observe_remaining(found["minute"])
+        for window, remaining in self._calls.note_limits(SERVICE, headers).items():
+            self._budget.observe(window, remaining)
 
     def _pages(self, fetch: Callable[[int], list[Any] | None]) -> Iterator[list[Any]]:
         page = 1

@@ -98,6 +98,15 @@ class Reply:
     drop: bool = False  # cut the connection after the commit instead of answering
     content_type: str | None = None  # None: ``payload`` is JSON; else the body, as text
 
+    def body(self, dumps: Callable[[Json], str]) -> tuple[bytes, str | None]:
+        """The body to send and its content type (None: the fake's JSON type): nothing, the
+        text as given, or ``payload`` written as JSON by the fake's ``dumps``."""
+        if self.content_type is not None:
+            return str(self.payload).encode(), self.content_type
+        if self.payload is None:
+            return b"", None
+        return dumps(self.payload).encode(), None
+
 
 class FakeAuthServer:
     """Grants, codes and tokens of one fake provider; thread-safe."""

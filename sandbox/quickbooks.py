@@ -1301,16 +1301,10 @@ class FakeQuickBooks(CommitFaults):
 
     @staticmethod
     def _from_auth(reply: AuthReply) -> _Reply:
-        if reply.content_type is not None:
-            return _Reply(
-                reply.status,
-                str(reply.payload).encode(),
-                content_type=reply.content_type,
-                headers=list(reply.headers),
-            )
-        if reply.payload is None:
-            return _Reply(reply.status, b"", headers=list(reply.headers))
-        return _json_reply(reply.status, reply.payload, reply.headers)
+        body, content_type = reply.body(dumps_json)
+        if content_type is None:
+            return _Reply(reply.status, body, headers=list(reply.headers))
+        return _Reply(reply.status, body, content_type=content_type, headers=list(reply.headers))
 
     def _token(self, request: Request, method: str) -> tuple[_Reply, bool]:
         """Intuit's token endpoint (``sandbox.oauth``); the fixed test refresh token still

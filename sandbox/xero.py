@@ -945,16 +945,10 @@ class FakeXero(CommitFaults):
 
     @staticmethod
     def _from_auth(reply: AuthReply) -> _Reply:
-        if reply.content_type is not None:
-            return _Reply(
-                reply.status,
-                str(reply.payload).encode(),
-                content_type=reply.content_type,
-                headers=list(reply.headers),
-            )
-        if reply.payload is None:
-            return _Reply(reply.status, b"", headers=list(reply.headers))
-        return _json_reply(reply.status, reply.payload, reply.headers)
+        body, content_type = reply.body(dumps_json)
+        if content_type is None:
+            return _Reply(reply.status, body, headers=list(reply.headers))
+        return _Reply(reply.status, body, content_type=content_type, headers=list(reply.headers))
 
     def _bearer_ok(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -426,10 +426,9 @@ def runs_show(
         return
     _emit(report, as_json=False)
     if row.status == RunStatus.INTERRUPTED.value:
-        left = f"; {report.invoices_left} invoice(s) were left" if report.invoices_left else ""
         out.print(
-            f"interrupted before it finished{left}: `hourbridge sync --period {report.period}` "
-            "(or the next scheduled run) resumes from the ledger; nothing is billed twice",
+            f"{runs.interrupted_note(report.invoices_left)} "
+            f"(`hourbridge sync --period {report.period}` runs it now)",
             highlight=False,
             soft_wrap=True,
         )

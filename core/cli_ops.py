@@ -83,12 +83,7 @@ def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
                 highlight=False,
             )
             if r.status == RunStatus.INTERRUPTED.value:
-                unsent = f" ({p.invoices_left} invoice(s) left)" if p.invoices_left else ""
-                out.print(
-                    f"  interrupted before it finished{unsent}: the next run resumes from the "
-                    "ledger",
-                    highlight=False,
-                )
+                out.print(f"  {runs.interrupted_note(p.invoices_left)}", highlight=False)
         nxt = p.next_run.isoformat() if p.next_run else "no schedule"
         out.print(f"  next run: {nxt}", highlight=False)
         if not p.pending:

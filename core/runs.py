@@ -84,6 +84,15 @@ def grouped(period: str, events: list[RunEventRow]) -> tuple[list[FailureGroup],
     return groups, retried
 
 
+def interrupted_note(invoices_left: int) -> str:
+    """What an interrupted run means, for `runs show` and `status`."""
+    left = f" ({invoices_left} invoice(s) left unsent)" if invoices_left else ""
+    return (
+        f"interrupted before it finished{left}: the next run resumes from the ledger; "
+        "nothing is billed twice"
+    )
+
+
 def failed_invoices(report: RunReport) -> frozenset[str]:
     return frozenset(inv.key for inv in report.invoices if inv.action == InvoiceAction.FAILED.value)
 

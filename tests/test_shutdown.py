@@ -131,6 +131,11 @@ def test_a_stop_during_the_first_batch_finishes_it_and_leaves_the_rest_for_the_n
         run = session.get(SyncRunRow, first.run_id)
         assert run is not None
         assert run.status == "interrupted" and run.finished_at is not None
+    shown = run_cli("runs", "show", first.run_id, "--config", config)
+    assert shown.code == 0, shown.stderr
+    assert f"({slots - BATCH} invoice(s) left unsent)" in " ".join(shown.stdout.split())
+    status = run_cli("status", "--config", config)
+    assert "interrupted before it finished" in " ".join(status.stdout.split())
 
     second = _engine_run(config, db)
 

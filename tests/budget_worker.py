@@ -5,12 +5,11 @@ frozen clock) and without waiting (max_wait 0), printing "taken" or "refused" fo
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
 from core.budgets import SharedBudgets
 from core.db import create_db_engine
 from core.http import BudgetExhaustedError, Limit
+from tests.together import ready_then_wait
 
 LIMIT = Limit(5, 60.0, "minute")
 
@@ -22,12 +21,7 @@ def main(db_url: str, go_file: str, start: str, attempts: str) -> None:
         engine, clock=lambda: frozen, monotonic=lambda: frozen, sleep=_never, max_wait=0.0
     )
     budget = budgets("harvest", "1234567", [LIMIT])
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    go = Path(go_file)
-    deadline = time.monotonic() + 60
-    while not go.exists() and time.monotonic() < deadline:
-        time.sleep(0.002)
+    ready_then_wait(go_file)
     for _ in range(int(attempts)):
         try:
             budget.acquire()

@@ -4,7 +4,6 @@ clocks and sleeps injected, so nothing really waits."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 from collections import Counter
@@ -33,6 +32,7 @@ from core.http import (
 from core.retention import prune
 from core.tables import CallBudgetRow
 from tests import budget_worker
+from tests.together import run_together
 
 ROOT = Path(__file__).resolve().parent.parent
 START = 20_834 * 86_400.0  # midnight UTC: the first moment of a day, an hour and a minute
@@ -186,27 +186,7 @@ def test_two_processes_never_exceed_the_cap_in_a_window(db_url: str, tmp_path: P
     go = tmp_path / "go"
     attempts = 8  # each process alone could take 5 (its own budget): together, 5 in all
     command = [sys.executable, "-m", "tests.budget_worker", db_url, str(go), str(START)]
-    procs = [
-        subprocess.Popen(
-            [*command, str(attempts)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready"
-        go.touch()
-        outputs = [proc.communicate(timeout=120) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outputs]
+    outputs = run_together([*command, str(attempts)], go)
     said = Counter(line for out, _err in outputs for line in out.split())
     assert said == {"taken": budget_worker.LIMIT.calls, "refused": 2 * attempts - 5}
     (row,) = _rows(open_database(db_url))

@@ -3,7 +3,6 @@ dead connections named with the command that fixes them, and no key means no sta
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from core.tables import ConnectionStatus, LedgerRow, OAuthConnectionRow
 from core.tokens import ConnectionTokens, ReauthRequiredError, TokenStore
 from core.vault import SecretKeyError, load_key
 from sandbox.server import Sandbox
-from tests.conftest import ROOT
 from tests.helpers import run_cli
 from tests.oauth_helpers import (
     CONNECTION,
@@ -35,6 +33,7 @@ from tests.oauth_helpers import (
     set_env,
     start_oauth_sandbox,
 )
+from tests.together import run_together
 
 PERIOD = "2026-10"
 
@@ -136,23 +135,7 @@ def test_two_processes_at_once_refresh_once(strict: Rig, tmp_path: Path) -> None
         session.commit()
     go = tmp_path / "go"
     command = [sys.executable, "-m", "tests.token_worker", str(strict.config), CONNECTION, str(go)]
-    procs = [
-        subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready"
-        go.touch()
-        outputs = [proc.communicate(timeout=120) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outputs]
+    outputs = run_together(command, go)
     tokens = {o[0].strip() for o in outputs}
     assert len(tokens) == 1
     auth = strict.sandbox.xero.auth

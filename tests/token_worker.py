@@ -4,13 +4,12 @@ for an access token (refreshing it: the stored one is expired) and print it."""
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
 from core import logging as hblog
 from core.config import load_config
 from core.db import open_database
 from core.factory import open_token_store
+from tests.together import ready_then_wait
 
 
 def main(config_path: str, name: str, go_file: str) -> None:
@@ -18,12 +17,7 @@ def main(config_path: str, name: str, go_file: str) -> None:
     hblog.configure(loaded.secrets, json=True)  # logs to stderr; stdout is for the token
     store = open_token_store(loaded, open_database(loaded.database_url))
     tokens = store.tokens(name, loaded.config.connections[name], loaded.path)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    go = Path(go_file)
-    deadline = time.monotonic() + 60
-    while not go.exists() and time.monotonic() < deadline:
-        time.sleep(0.002)
+    ready_then_wait(go_file)
     sys.stdout.write(tokens.access_token() + "\n")
     sys.stdout.flush()
 

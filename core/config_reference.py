@@ -52,7 +52,9 @@ def _default(field: FieldInfo) -> str:
 
 def _table(model: type[BaseModel]) -> list[str]:
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for name, field in model.model_fields.items():
+    # `type` first: it selects the connector (fields a shared base declares come before it)
+    fields = sorted(model.model_fields.items(), key=lambda item: item[0] != "type")
+    for name, field in fields:
         meaning = (field.description or "").replace("|", "\\|")
         if name == "type" and not meaning:
             meaning = "selects this connector"

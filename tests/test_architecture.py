@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     # every connector: the contracts, the registry, the canonical model and shared plumbing
     "connectors": {
         "connectors.base",
+        "connectors.credentials",
         "connectors.fields",
         "connectors.registry",
         "core.model",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+from pydantic import Field, HttpUrl, SecretStr
+
+from connectors.credentials import BearerTarget
 
 
-class QuickBooksConfig(BaseModel):
+class QuickBooksConfig(BearerTarget):
     """One QuickBooks Online company, reached through python-quickbooks."""
 
-    model_config = ConfigDict(extra="forbid")
+    account_field = "realm_id"
 
     type: Literal["quickbooks"]
     realm_id: str | None = Field(
@@ -18,14 +20,6 @@ class QuickBooksConfig(BaseModel):
         pattern=r"^\d{1,20}$",
         description="the company id (realmId); with `connection`, default: the one "
         "`hourbridge connect` was given",
-    )
-    access_token: SecretStr | None = Field(
-        default=None, description="a static OAuth2 bearer token (or use `connection`)"
-    )
-    connection: str | None = Field(
-        default=None,
-        description="name of an entry under `connections` (tokens stored and refreshed by "
-        "hourbridge); instead of access_token",
     )
     refresh_token: SecretStr | None = Field(
         default=None, description="ignored: with `connection`, hourbridge refreshes the tokens"
@@ -46,15 +40,3 @@ class QuickBooksConfig(BaseModel):
         default="quickbooks",
         description="quickbooks: QBO numbers invoices; ours: DocNumber derived from our key",
     )
-    timeout_seconds: float = Field(default=60, gt=0, description="per HTTP request")
-    max_attempts: int = Field(
-        default=5, ge=1, le=20, description="tries per request on throttles and lost answers"
-    )
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> QuickBooksConfig:
-        if (self.access_token is None) == (self.connection is None):
-            raise ValueError("give either access_token or connection (exactly one)")
-        if self.access_token is not None and self.realm_id is None:
-            raise ValueError("realm_id is required with access_token")
-        return self

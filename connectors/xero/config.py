@@ -5,27 +5,21 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+from pydantic import Field, HttpUrl
+
+from connectors.credentials import BearerTarget
 
 
-class XeroConfig(BaseModel):
+class XeroConfig(BearerTarget):
     """One Xero organisation (tenant), reached through the xero-python SDK."""
 
-    model_config = ConfigDict(extra="forbid")
+    account_field = "tenant_id"
 
     type: Literal["xero"]
     tenant_id: UUID | None = Field(
         default=None,
         description="the organisation (xero-tenant-id header); with `connection`, default: "
         "the one picked at `hourbridge connect`",
-    )
-    access_token: SecretStr | None = Field(
-        default=None, description="a static OAuth2 bearer token (or use `connection`)"
-    )
-    connection: str | None = Field(
-        default=None,
-        description="name of an entry under `connections` (tokens stored and refreshed by "
-        "hourbridge); instead of access_token",
     )
     base_url: HttpUrl = Field(
         default=HttpUrl("https://api.xero.com/api.xro/2.0"), description="Accounting API root"
@@ -51,15 +45,3 @@ class XeroConfig(BaseModel):
         default=False,
         description="show attached receipts with the online invoice (IncludeOnline)",
     )
-    timeout_seconds: float = Field(default=60, gt=0, description="per HTTP request")
-    max_attempts: int = Field(
-        default=5, ge=1, le=20, description="tries per request on 429/5xx/lost answers"
-    )
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> XeroConfig:
-        if (self.access_token is None) == (self.connection is None):
-            raise ValueError("give either access_token or connection (exactly one)")
-        if self.access_token is not None and self.tenant_id is None:
-            raise ValueError("tenant_id is required with access_token")
-        return self

@@ -96,6 +96,32 @@ def test_client_rule_needs_exactly_one_contact(tmp_path: Path) -> None:
     assert "exactly one of contact_id" in message
 
 
+@pytest.mark.parametrize(
+    ("kind", "account", "value"),
+    [
+        ("xero", "tenant_id", "3f1c2a9e-8d4b-4c6a-9e2f-1a2b3c4d5e6f"),
+        ("quickbooks", "realm_id", "4620816365"),
+    ],
+)
+def test_a_target_takes_a_token_or_a_connection_and_a_token_names_its_organisation(
+    tmp_path: Path, kind: str, account: str, value: str
+) -> None:
+    data = example_config()
+    target = {"type": kind, "access_token": "${XERO_ACCESS_TOKEN}", account: value}
+    data["targets"]["xero"] = target
+    load_config(write_config(tmp_path / "good.yaml", data), ENV)  # as given, it is valid
+    target["connection"] = "acme"
+    both = _error(tmp_path, data)
+    del target["connection"], target["access_token"]
+    neither = _error(tmp_path, data)
+    for message in (both, neither):
+        assert "targets.xero" in message
+        assert "give either access_token or connection (exactly one)" in message
+    target["access_token"] = "${XERO_ACCESS_TOKEN}"
+    del target[account]
+    assert f"{account} is required with access_token" in _error(tmp_path, data)
+
+
 def test_bad_timezone_and_yaml(tmp_path: Path) -> None:
     data = example_config()
     data["organisation"]["timezone"] = "Mars/Olympus"

@@ -117,12 +117,8 @@ def _user(request: Request) -> users.User:
     return user
 
 
-async def _form(request: Request, *, edit: bool) -> tuple[users.User, FormData]:
-    """A POST's form after the checks every form gets: signed in, the CSRF token matches
-    (else 403), and, for a change, the finance role (else 403)."""
-    user = _user(request)
-    form = await request.form()
-    given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+def _check_csrf(request: Request, given: object) -> None:
+    """403 unless ``given`` is this session's CSRF token."""
     expected = request.session.get("csrf")
     if (
         not isinstance(given, str)
@@ -130,6 +126,14 @@ async def _form(request: Request, *, edit: bool) -> tuple[users.User, FormData]:
         or not secrets.compare_digest(given, expected)
     ):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+async def _form(request: Request, *, edit: bool) -> tuple[users.User, FormData]:
+    """A POST's form after the checks every form gets: signed in, the CSRF token matches
+    (else 403), and, for a change, the finance role (else 403)."""
+    user = _user(request)
+    form = await request.form()
+    _check_csrf(request, form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER))
     if edit and not user.can_edit:
         raise HTTPException(403, f"{user.name} is a viewer: changes need the finance role")
     return user, form
@@ -197,14 +201,7 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     form = await request.form()
-    given = form.get(CSRF_FIELD)
-    expected = request.session.get("csrf")
-    if (
-        not isinstance(given, str)
-        or not isinstance(expected, str)
-        or not secrets.compare_digest(given, expected)
-    ):
-        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+    _check_csrf(request, form.get(CSRF_FIELD))
     name, password = _text(form, "username"), form.get("password")
     target = _text(form, "next") or "/"
     if not target.startswith("/") or target.startswith("//"):

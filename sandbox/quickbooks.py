@@ -69,6 +69,7 @@ from sandbox.oauth import FakeAuthServer, OAuthSettings, json_token
 from sandbox.oauth import Reply as AuthReply
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
 from sandbox.serving import drop_connection
+from sandbox.tokens import Token, TokenCursor
 from sandbox.writes import AfterCommit, CommitFaults, StoredAnswer
 from sandbox.xero import dumps_json
 
@@ -560,13 +561,6 @@ QueryValue = str | Decimal | bool
 
 
 @dataclass(frozen=True)
-class _QToken:
-    kind: str  # string | number | ident | op | end
-    text: str
-    pos: int
-
-
-@dataclass(frozen=True)
 class Condition:
     field: str
     op: str  # = < > <= >= IN LIKE
@@ -584,8 +578,8 @@ class Query:
     max_results: int
 
 
-def _tokenize_query(text: str) -> list[_QToken]:
-    tokens: list[_QToken] = []
+def _tokenize_query(text: str) -> list[Token]:
+    tokens: list[Token] = []
     pos = 0
     while True:
         while pos < len(text) and text[pos].isspace():
@@ -600,9 +594,9 @@ def _tokenize_query(text: str) -> list[_QToken]:
                 f'Encountered: "{text[pos]}"',
             )
         kind = match.lastgroup or "op"
-        tokens.append(_QToken(kind, match.group(kind), pos))
+        tokens.append(Token(kind, match.group(kind), pos))
         pos = match.end()
-    tokens.append(_QToken("end", "<EOF>", len(text)))
+    tokens.append(Token("end", "<EOF>", len(text)))
     return tokens
 
 
@@ -610,28 +604,11 @@ def _unquote(literal: str) -> str:
     return re.sub(r"\\(.)", r"\1", literal[1:-1])
 
 
-class _QueryParser:
+class _QueryParser(TokenCursor):
     def __init__(self, text: str) -> None:
         if not text.strip():
             raise QueryError("4000", "The query provided was empty")
-        self.tokens = _tokenize_query(text)
-        self.i = 0
-
-    def peek(self, offset: int = 0) -> _QToken:
-        return self.tokens[min(self.i + offset, len(self.tokens) - 1)]
-
-    def take(self) -> _QToken:
-        token = self.peek()
-        self.i += 1
-        return token
-
-    def is_word(self, word: str, offset: int = 0) -> bool:
-        token = self.peek(offset)
-        return token.kind == "ident" and token.text.lower() == word
-
-    def is_op(self, text: str) -> bool:
-        token = self.peek()
-        return token.kind == "op" and token.text == text
+        super().__init__(_tokenize_query(text))
 
     def fail(self) -> QueryError:
         token = self.peek()

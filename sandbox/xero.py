@@ -66,6 +66,7 @@ from sandbox.oauth import FakeAuthServer, OAuthSettings
 from sandbox.oauth import Reply as AuthReply
 from sandbox.ratelimit import ConcurrencyGate, SlidingWindow
 from sandbox.serving import drop_connection
+from sandbox.tokens import Token, TokenCursor
 from sandbox.writes import AfterCommit, CommitFaults, StoredAnswer
 from sandbox.xero_spec import field_info, parse_xero_datetime, strip_nulls, validate_body
 
@@ -308,20 +309,13 @@ Record = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class _Token:
-    kind: str  # string | char | number | ident | op | end
-    text: str
-    pos: int
-
-
-@dataclass(frozen=True)
 class _Node:
     type: str  # String | Guid | Decimal | Boolean | DateTime | Null | Object
     fn: Callable[[Record], Any]
 
 
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
+def _tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
     pos = 0
     while True:
         while pos < len(text) and text[pos].isspace():
@@ -335,9 +329,9 @@ def _tokenize(text: str) -> list[_Token]:
             raise WhereError(f"Syntax error '{text[pos]}' (at index {pos})")
         kind = match.lastgroup or "op"
         token_text = match.group(kind)
-        tokens.append(_Token(kind, token_text, match.start(kind)))
+        tokens.append(Token(kind, token_text, match.start(kind)))
         pos = match.end()
-    tokens.append(_Token("end", "", len(text)))
+    tokens.append(Token("end", "", len(text)))
     return tokens
 
 
@@ -381,29 +375,11 @@ def _constant(value: Any) -> Callable[[Record], Any]:
     return lambda record: value
 
 
-class _WhereParser:
+class _WhereParser(TokenCursor):
     def __init__(self, text: str, schema: str) -> None:
+        super().__init__(_tokenize(text))
         self.text = text
         self.schema = schema
-        self.tokens = _tokenize(text)
-        self.i = 0
-
-    # token helpers
-    def peek(self, offset: int = 0) -> _Token:
-        return self.tokens[min(self.i + offset, len(self.tokens) - 1)]
-
-    def take(self) -> _Token:
-        token = self.peek()
-        self.i += 1
-        return token
-
-    def is_op(self, text: str, offset: int = 0) -> bool:
-        token = self.peek(offset)
-        return token.kind == "op" and token.text == text
-
-    def is_word(self, word: str) -> bool:
-        token = self.peek()
-        return token.kind == "ident" and token.text.lower() == word
 
     def expect_op(self, text: str) -> None:
         if not self.is_op(text):
@@ -551,7 +527,7 @@ class _WhereParser:
         return _Node(_KIND_TYPE[info.kind], _field_getter(info.names, info.kind))
 
 
-def _literal(token: _Token) -> _Node:
+def _literal(token: Token) -> _Node:
     if token.kind == "string":
         return _Node("String", _constant(token.text[1:-1].replace('""', '"')))
     if token.kind == "number":

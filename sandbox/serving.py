@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 
+POLL_SECONDS = 0.05  # how often a server checks for a shutdown request
+
+
 class _QuietHandler(WSGIRequestHandler):
     """Werkzeug's handler without the per-request access log on stderr."""
 
@@ -45,7 +48,13 @@ class RunningServer:
 def start_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Start ``app`` on ``host:port`` (0 picks a free port) in a daemon thread."""
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name=f"fake@{port}", daemon=True)
+    # a short poll: stopping waits for the loop to notice, and tests start and stop many fakes
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": POLL_SECONDS},
+        name=f"fake@{port}",
+        daemon=True,
+    )
     thread.start()
     return RunningServer(server=server, thread=thread)
 

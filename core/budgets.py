@@ -28,19 +28,33 @@ provider's 429 that still comes is retried after its Retry-After.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, Table, delete, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    FromClause,
+    Table,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 from core.errors import ConfigError
 from core.http import Budget, BudgetExhaustedError, Limit, LocalBudgets
-from core.tables import CallBudgetRow
+from core.tables import CallBudgetRow, CallSlotRow
 
 MAX_ACCOUNT = 128  # the column's width; longer keys are stored as a digest
 SQLITE_RETURNING = (3, 35, 0)
@@ -48,6 +62,10 @@ SQLITE_RETURNING = (3, 35, 0)
 
 def _table() -> Table:
     return SQLModel.metadata.tables[CallBudgetRow.__tablename__]
+
+
+def _slots() -> Table:
+    return SQLModel.metadata.tables[CallSlotRow.__tablename__]
 
 
 def account_key(account: str) -> str:
@@ -172,6 +190,120 @@ class SharedWindow:
         return int(found or 0)
 
 
+@dataclass
+class SharedGate:
+    """At most ``size`` calls at once for one provider account, across every process on the
+    database: a call holds one of ``size`` places (rows of ``call_slots``) while in flight.
+
+    A place is claimed with one conditional UPDATE ... RETURNING on a free place (no holder, or
+    a hold that expired: its process died mid-call), so two processes never hold the same one;
+    when none is free the caller polls, on its injected sleep, until one is, or stops with
+    ``BudgetExhaustedError`` after ``max_wait``. A hold lasts at most ``hold_seconds``.
+    """
+
+    engine: Engine
+    provider: str
+    account: str
+    size: int
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    max_wait: float | None = None
+    hold_seconds: float = 180.0  # longer than any one HTTP request may take
+    poll_seconds: float = 0.05
+    holder: str = field(default_factory=lambda: f"{os.getpid()}:{uuid.uuid4().hex[:12]}")
+    _seeded: bool = field(default=False, repr=False)
+
+    def _where(self, table: FromClause) -> ColumnElement[bool]:
+        return and_(
+            table.c.provider == self.provider,
+            table.c.account == account_key(self.account),
+            table.c.slot < self.size,
+        )
+
+    def _seed(self) -> None:
+        """Create the account's places once (a no-op where another process already did)."""
+        table = _slots()
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        rows = [
+            {
+                "provider": self.provider,
+                "account": account_key(self.account),
+                "slot": slot,
+                "holder": None,
+                "expires_at_ms": 0,
+            }
+            for slot in range(self.size)
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(insert(table).values(rows).on_conflict_do_nothing())
+        self._seeded = True
+
+    def _claim(self) -> int | None:
+        table = _slots()
+        now_ms = int(self.clock() * 1000)
+
+        def free(t: FromClause) -> ColumnElement[bool]:
+            return or_(t.c.holder.is_(None), t.c.expires_at_ms < now_ms)
+
+        other = table.alias("other")  # the lowest free place, read apart from the row updated
+        first_free = (
+            select(func.min(other.c.slot)).where(self._where(other), free(other)).scalar_subquery()
+        )
+        claim = (
+            update(table)
+            .where(self._where(table), table.c.slot == first_free, free(table))
+            .values(holder=self.holder, expires_at_ms=now_ms + int(self.hold_seconds * 1000))
+            .returning(table.c.slot)
+        )
+        with self.engine.begin() as connection:
+            row = connection.execute(claim).first()
+        return None if row is None else int(row[0])
+
+    def _release(self, slot: int) -> None:
+        table = _slots()
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(table)
+                .where(self._where(table), table.c.slot == slot, table.c.holder == self.holder)
+                .values(holder=None, expires_at_ms=0)
+            )
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        if not self._seeded:
+            self._seed()
+        waited = 0.0
+        slot = self._claim()
+        while slot is None:
+            if self.max_wait is not None and waited >= self.max_wait:
+                raise BudgetExhaustedError(
+                    f"{self.provider} ({self.account}): {self.size} calls at once are in "
+                    f"flight elsewhere and none ended in {waited:.0f} s",
+                    retry_after=self.poll_seconds,
+                )
+            self.sleep(self.poll_seconds)
+            waited += self.poll_seconds
+            slot = self._claim()
+        try:
+            yield
+        finally:
+            self._release(slot)
+
+    def held(self) -> int:
+        """Places held now (for tests and status)."""
+        table = _slots()
+        now_ms = int(self.clock() * 1000)
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(func.count()).where(
+                    self._where(table),
+                    table.c.holder.is_not(None),
+                    table.c.expires_at_ms >= now_ms,
+                )
+            ).scalar()
+        return int(found or 0)
+
+
 @dataclass(frozen=True)
 class SharedBudgets:
     """A ``core.http.BudgetFactory``: each budget is this process's sliding windows (on
@@ -183,9 +315,26 @@ class SharedBudgets:
     sleep: Callable[[float], None] = time.sleep
     max_wait: float | None = 120.0
 
-    def __call__(self, service: str, account: str, limits: Sequence[Limit]) -> Budget:
+    def __call__(
+        self, service: str, account: str, limits: Sequence[Limit], *, concurrent: int | None = None
+    ) -> Budget:
         check_database(self.engine)
         local = LocalBudgets(self.monotonic, self.sleep, self.max_wait)(service, account, limits)
+        gates = (
+            ()
+            if concurrent is None
+            else (
+                SharedGate(
+                    self.engine,
+                    service,
+                    account,
+                    concurrent,
+                    clock=self.clock,
+                    sleep=self.sleep,
+                    max_wait=self.max_wait,
+                ),
+            )
+        )
         shared = tuple(
             SharedWindow(
                 self.engine,
@@ -198,7 +347,7 @@ class SharedBudgets:
             )
             for limit in limits
         )
-        return Budget(local.local, shared)
+        return Budget(local.local, shared, gates)
 
 
 def prune_windows(engine: Engine, before: datetime, *, dry_run: bool = False) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -219,13 +220,22 @@ class CallBudget(Protocol):
     def acquire(self) -> float: ...
 
 
+class CallGate(Protocol):
+    """At most so many calls at once (Xero's 5, QuickBooks' 10 per organisation): ``hold``
+    waits for a free place and keeps it while the call is in flight."""
+
+    def hold(self) -> AbstractContextManager[None]: ...
+
+
 @dataclass
 class Budget:
     """What a connector waits on before each call: a sliding ``RateBudget`` per limit (this
-    process), then any shared caps (every process on the same database: core.budgets)."""
+    process), then any shared caps (every process on the same database: core.budgets), and,
+    while the call is in flight, a place under any concurrency gate."""
 
     local: Mapping[str, RateBudget]
     shared: Sequence[CallBudget] = ()
+    gates: Sequence[CallGate] = ()
 
     def acquire(self) -> float:
         """Wait until every part has room; returns the total wait."""
@@ -233,6 +243,16 @@ class Budget:
         for part in (*self.local.values(), *self.shared):
             waited += part.acquire()
         return waited
+
+    @contextmanager
+    def call(self) -> Iterator[float]:
+        """Around one call: wait for room (``acquire``), hold a place under every gate until
+        the call returns or fails; yields the wait."""
+        waited = self.acquire()
+        with ExitStack() as held:
+            for gate in self.gates:
+                held.enter_context(gate.hold())
+            yield waited
 
     def observe(self, window: str, remaining: int, resets_in: float | None = None) -> None:
         """What the provider says is left of ``window`` (a limit header); unknown: ignored."""
@@ -246,7 +266,11 @@ class BudgetFactory(Protocol):
     QuickBooks realm, a Harvest account, a Toggl or Clockify workspace). Whoever builds the
     connectors passes one, with its own clock and sleep: not the retry policy's."""
 
-    def __call__(self, service: str, account: str, limits: Sequence[Limit]) -> Budget: ...
+    def __call__(
+        self, service: str, account: str, limits: Sequence[Limit], *, concurrent: int | None = None
+    ) -> Budget:
+        """``concurrent``: at most that many calls in flight for the account at once."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -258,7 +282,11 @@ class LocalBudgets:
     sleep: Callable[[float], None] = time.sleep
     max_wait: float | None = 120.0
 
-    def __call__(self, service: str, account: str, limits: Sequence[Limit]) -> Budget:
+    def __call__(
+        self, service: str, account: str, limits: Sequence[Limit], *, concurrent: int | None = None
+    ) -> Budget:
+        # No gate: a run makes one call at a time, so one process alone never exceeds a
+        # provider's concurrency limit; SharedBudgets gates what processes do together.
         return Budget(
             {
                 limit.window: RateBudget(
@@ -371,6 +399,7 @@ __all__ = [
     "BudgetFactory",
     "CallBudget",
     "CallCounter",
+    "CallGate",
     "Limit",
     "LocalBudgets",
     "RateBudget",

@@ -404,3 +404,17 @@ class CallBudgetRow(SQLModel, table=True):
     period_ms: int = Field(primary_key=True, sa_type=BigInteger)
     window_start_ms: int = Field(primary_key=True, sa_type=BigInteger)
     calls: int
+
+
+class CallSlotRow(SQLModel, table=True):
+    """One place under a provider account's concurrency limit (Xero's 5, QuickBooks' 10 calls
+    at once), shared by every process on this database (core.budgets.SharedGate). A place is
+    free when it has no holder or its hold expired (a process that died mid-call)."""
+
+    __tablename__ = "call_slots"
+
+    provider: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=128)
+    slot: int = Field(primary_key=True)
+    holder: str | None = Field(default=None, max_length=64)
+    expires_at_ms: int = Field(default=0, sa_type=BigInteger)

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from connectors.registry import BuildContext, installed
 from connectors.testing import BudgetTime
-from core.budgets import SharedBudgets, SharedWindow, account_key, prune_windows
+from core.budgets import SharedBudgets, SharedGate, SharedWindow, account_key, prune_windows
 from core.db import create_db_engine, open_database
 from core.errors import TransientError
 from core.http import (
@@ -205,9 +205,13 @@ class _Recorded:
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str, tuple[Limit, ...]]] = []
+        self.concurrent: list[int | None] = []
 
-    def __call__(self, service: str, account: str, limits: Sequence[Limit]) -> Budget:
+    def __call__(
+        self, service: str, account: str, limits: Sequence[Limit], *, concurrent: int | None = None
+    ) -> Budget:
         self.asked.append((service, account, tuple(limits)))
+        self.concurrent.append(concurrent)
         return LocalBudgets()(service, account, limits)
 
 
@@ -239,8 +243,84 @@ def test_every_connector_takes_its_budget_from_the_builder(
     ctx = BuildContext(CallCounter(), None, tmp_path, budgets=recorded)
     spec.factory(ctx, kind, spec.config_model.model_validate({"type": kind, **CONFIGS[kind]}))
     assert recorded.asked == [(kind, account, tuple(limits))]
+    assert recorded.concurrent == [{"xero": 5, "quickbooks": 10}.get(kind)]
     lowered = {"harvest": "requests_per_15s", "toggl": "calls_per_hour"}.get(kind)
     lowered = lowered or ("calls_per_second" if kind == "clockify" else "calls_per_minute")
     config = {"type": kind, **CONFIGS[kind], lowered: 1}
     spec.factory(ctx, kind, spec.config_model.model_validate(config))
     assert 1 in [limit.calls for limit in recorded.asked[-1][2]]  # the config lowered one
+
+
+def _gate(engine: Engine, size: int, time: BudgetTime, **kw: Any) -> SharedGate:
+    return SharedGate(engine, "xero", TENANT, size, clock=time.clock, sleep=time.sleep, **kw)
+
+
+def test_a_gate_holds_at_most_its_size_across_holders_and_frees_a_place_on_exit(
+    db_url: str,
+) -> None:
+    engine = open_database(db_url)
+    time = BudgetTime()
+    one, two, three = (_gate(engine, 2, time, max_wait=1.0) for _ in range(3))
+    with one.hold(), two.hold():
+        assert one.held() == 2
+        refused = pytest.raises(BudgetExhaustedError, match="2 calls at once are in flight")
+        with refused, three.hold():
+            pass  # pragma: no cover - never reached
+        assert time.waits and sum(time.waits) >= 1.0  # it polled, on the injected sleep
+    assert one.held() == 0
+    with three.hold():
+        assert three.held() == 1
+
+
+def test_a_place_held_by_a_dead_process_frees_itself_when_its_hold_expires(db_url: str) -> None:
+    engine = open_database(db_url)
+    time = BudgetTime()
+    dead = _gate(engine, 1, time, hold_seconds=30.0, poll_seconds=4.0)
+    held = dead.hold()
+    held.__enter__()  # the process dies inside the call: never released
+    waiting = _gate(engine, 1, time, hold_seconds=30.0, poll_seconds=4.0)
+    with waiting.hold():  # polls on the injected sleep until the hold expires
+        assert waiting.held() == 1
+    assert 30.0 <= sum(time.waits) <= 34.0  # not before the hold expired, and soon after
+
+
+def test_threads_never_hold_more_places_than_the_gate_has(db_url: str) -> None:
+    open_database(db_url).dispose()
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def worker() -> None:
+        nonlocal inside, most
+        engine = create_db_engine(db_url)
+        gate = SharedGate(engine, "quickbooks", "9130357", 3, sleep=lambda _s: None)
+        for _ in range(5):
+            with gate.hold():
+                with lock:
+                    inside += 1
+                    most = max(most, inside)
+                with lock:
+                    inside -= 1
+        engine.dispose()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert 1 <= most <= 3
+    check = SharedGate(open_database(db_url), "quickbooks", "9130357", 3)
+    assert check.held() == 0  # every place was given back
+
+
+def test_a_shared_budget_gates_its_calls(db_url: str) -> None:
+    time = BudgetTime()
+    budgets = SharedBudgets(
+        open_database(db_url), clock=time.clock, monotonic=time.clock, sleep=time.sleep
+    )
+    budget = budgets("xero", TENANT, [Limit(60, 61.0, "minute")], concurrent=5)
+    (gate,) = budget.gates
+    assert isinstance(gate, SharedGate) and gate.size == 5
+    with budget.call():
+        assert gate.held() == 1
+    assert gate.held() == 0
+    assert LocalBudgets()("xero", TENANT, [Limit(60, 61.0, "minute")], concurrent=5).gates == ()

@@ -36,6 +36,12 @@ class QuickBooksConfig(BearerTarget):
     calls_per_minute: int = Field(
         default=500, ge=1, le=500, description="call budget; QuickBooks allows 500 per realm"
     )
+    concurrent_calls: int = Field(
+        default=10,
+        ge=1,
+        le=10,
+        description="calls in flight at once, across processes; QuickBooks allows 10 per realm",
+    )
     doc_numbers: Literal["quickbooks", "ours"] = Field(
         default="quickbooks",
         description="quickbooks: QBO numbers invoices; ours: DocNumber derived from our key",

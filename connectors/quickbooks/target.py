@@ -123,9 +123,12 @@ class QuickBooksTarget:
         if realm is None:
             raise ConfigError(f"targets.{name}.realm_id: no realm (and no connection gives one)")
         self._realm = realm
-        # QuickBooks allows 500 calls per minute per realm: waited for before each call.
+        # QuickBooks allows 500 calls per minute and 10 at once per realm.
         self._budget = (budgets or LocalBudgets())(
-            SERVICE, str(realm), [Limit(config.calls_per_minute, 60.0, "minute")]
+            SERVICE,
+            str(realm),
+            [Limit(config.calls_per_minute, 60.0, "minute")],
+            concurrent=config.concurrent_calls,
         )
         self._tokens = tokens
         self._client: QuickBooks | None = None
@@ -415,10 +418,10 @@ class QuickBooksTarget:
         refreshed = False
         while True:
             qb = self._qb
-            self._budget.acquire()
-            self._calls.add(SERVICE)
             try:
-                return fn()
+                with self._budget.call():
+                    self._calls.add(SERVICE)
+                    return fn()
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise TransientError(
                     f"{self.name}: no answer from QuickBooks ({type(exc).__name__})"

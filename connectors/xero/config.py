@@ -31,6 +31,12 @@ class XeroConfig(BearerTarget):
     calls_per_day: int = Field(
         default=5000, ge=1, le=5000, description="call budget; Xero allows 5,000 per day per tenant"
     )
+    concurrent_calls: int = Field(
+        default=5,
+        ge=1,
+        le=5,
+        description="calls in flight at once, across processes; Xero allows 5 per tenant",
+    )
     line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = Field(
         default="Exclusive",
         description="whether unit prices include tax; a profile's "

@@ -99,6 +99,7 @@ class XeroTarget:
                 Limit(config.calls_per_minute, 60.0 + WINDOW_MARGIN_SECONDS, "minute"),
                 Limit(config.calls_per_day, 86400.0, "day"),
             ],
+            concurrent=config.concurrent_calls,
         )
         self._tokens = tokens
         self._used_token = ""
@@ -421,10 +422,10 @@ class XeroTarget:
         """One call; once more if a 401 made the token store refresh the token."""
         refreshed = False
         while True:
-            self._budget.acquire()
-            self._calls.add(SERVICE)
             try:
-                return fn()
+                with self._budget.call():
+                    self._calls.add(SERVICE)
+                    return fn()
             except ApiException as exc:
                 status = int(exc.status) if str(exc.status).isdigit() else 400
                 if (

@@ -43,6 +43,7 @@ from tests.console_helpers import (
     client_total,
     console_setup,
     csrf_of,
+    oauth_console_setup,
     sign_in,
     unlabelled,
 )
@@ -51,8 +52,6 @@ from tests.oauth_helpers import (
     CONNECTION,
     SharedClock,
     connect_cli,
-    oauth_config,
-    set_env,
     start_oauth_sandbox,
 )
 
@@ -431,20 +430,10 @@ def test_connections_list_test_and_remove(
     clock = SharedClock()
     oauth_sandbox = start_oauth_sandbox(clock)
     try:
-        set_env(monkeypatch, oauth_sandbox)
-        monkeypatch.setenv(SECRET_ENV, "c" * 40)
-        config = oauth_config(oauth_sandbox, db_url, tmp_path)
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-        data["console"] = {"session_secret": "${" + SECRET_ENV + "}"}
-        write_config(config, data)
-        result, _browser = connect_cli(monkeypatch, config)
+        setup = oauth_console_setup(oauth_sandbox, db_url, tmp_path, monkeypatch)
+        result, _browser = connect_cli(monkeypatch, setup.config)
         assert result.code == 0, result.stderr
-        loaded = load_config(config)
-        hblog.configure(loaded.secrets)
-        setup = ConsoleSetup(config, loaded, open_database(loaded.database_url))
-        now = datetime.now(UTC)
-        users.add(setup.engine, "fiona", users.Role.FINANCE, PASSWORD, now=now)
-        users.add(setup.engine, "victor", users.Role.VIEWER, PASSWORD, now=now)
+        hblog.configure(setup.loaded.secrets)  # the CLI logged to its own (now closed) stderr
         tenant = oauth_sandbox.xero.settings.tenant_id
 
         viewer = client_for(setup)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import yaml
 from sqlmodel import Session, col, select
@@ -457,8 +457,8 @@ def test_connections_list_test_and_remove(
         assert "revoked at the provider" in removed.text
         assert oauth_sandbox.xero.auth.live_grants() == 0
         assert "not connected" in client.get("/connections").text
-        overview = client.get("/")
-        assert f"{CONNECTION} (xero):" in overview.text and "not connected yet" in overview.text
+        overview = client.get("/").text
+        assert f"{CONNECTION} (xero):" in overview and "not connected yet" in overview
         missing = client.post(f"/connections/{CONNECTION}/test", data={"csrf_token": token})
         assert "error" in missing.text and CONNECTION in missing.text
         with Session(setup.engine) as session:
@@ -519,7 +519,7 @@ def test_serve_can_serve_the_console_too(
             if instance.started:
                 break
             time.sleep(0.05)
-        answer = httpx.get(f"http://127.0.0.1:{port}/", follow_redirects=True)
+        answer = httpx2.get(f"http://127.0.0.1:{port}/", follow_redirects=True)
         assert answer.status_code == 200 and 'action="/login"' in answer.text
     finally:
         instance.should_exit = True

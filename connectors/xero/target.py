@@ -11,11 +11,11 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import urllib3
 from xero_python.accounting import (
@@ -192,20 +192,14 @@ class XeroTarget:
     def find_invoices(self, reference_prefix: str, period: Period) -> dict[str, RemoteInvoice]:
         """Every ACCREC invoice whose Reference starts with our prefix, keyed by Reference."""
         where = f'Type=="ACCREC" AND Reference.StartsWith("{_quote(reference_prefix)}")'
-        found: dict[str, RemoteInvoice] = {}
-        for page in self._pages(
+        pages = self._pages(
             lambda p: (
                 self._api.get_invoices(
                     self._tenant, where=where, page=p, page_size=PAGE_SIZE
                 ).invoices
             )
-        ):
-            for inv in page:
-                remote = _remote(inv)
-                if remote.status in ("DELETED", "VOIDED") and remote.reference in found:
-                    continue  # a live invoice with the same key wins over a deleted one
-                found[remote.reference] = remote
-        return found
+        )
+        return _by_reference(_remote(inv) for page in pages for inv in page)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -283,20 +277,14 @@ class XeroTarget:
     def find_credit_notes(self, reference_prefix: str) -> dict[str, RemoteCreditNote]:
         """Every ACCRECCREDIT credit note whose Reference starts with our prefix."""
         where = f'Type=="ACCRECCREDIT" AND Reference.StartsWith("{_quote(reference_prefix)}")'
-        found: dict[str, RemoteCreditNote] = {}
-        for page in self._pages(
+        pages = self._pages(
             lambda p: (
                 self._api.get_credit_notes(
                     self._tenant, where=where, page=p, page_size=PAGE_SIZE
                 ).credit_notes
             )
-        ):
-            for note in page:
-                remote = _remote_credit(note)
-                if remote.status in ("DELETED", "VOIDED") and remote.reference in found:
-                    continue
-                found[remote.reference] = remote
-        return found
+        )
+        return _by_reference(_remote_credit(note) for page in pages for note in page)
 
     def push_credit_notes(self, plans: Sequence[CreditNotePlan]) -> Iterator[CreditNoteResult]:
         """Create DRAFT ACCRECCREDIT credit notes, in batches; one result per plan."""
@@ -500,6 +488,27 @@ def _line(line: PlannedLine) -> LineItem:
             LineItemTracking(name=name, option=option) for name, option in line.tracking
         ]
     return item
+
+
+class _Referenced(Protocol):
+    @property
+    def reference(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Referenced)
+
+
+def _by_reference(documents: Iterable[R]) -> dict[str, R]:
+    """Documents keyed by Reference; a live one wins over a deleted or voided one with the
+    same key (a key reused after its first document was deleted)."""
+    found: dict[str, R] = {}
+    for document in documents:
+        if document.status in ("DELETED", "VOIDED") and document.reference in found:
+            continue
+        found[document.reference] = document
+    return found
 
 
 def _remote(inv: Invoice) -> RemoteInvoice:
